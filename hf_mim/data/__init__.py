@@ -1,0 +1,220 @@
+"""Image data for pre-training and evaluation: the bundled demo set, image folders (class sub-folders optional),
+parquet files and any ``datasets`` dataset (streaming too), with torchvision.transforms.v2 augmentation and a
+collator that skips unreadable images instead of crashing a long run."""
+
+import io
+import logging
+import os
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict, IterableDataset, load_dataset
+from datasets import Image as ImageFeature
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms import v2
+
+logger = logging.getLogger(__name__)
+
+DEMO_DIR = Path(__file__).parent / "demo"
+IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "images", "picture")
+LABEL_COLUMN_CANDIDATES = ("label", "labels", "fine_label", "class", "target")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class DataError(ValueError):
+    """Raised for unusable data: missing columns, empty datasets, unknown sources."""
+
+
+def demo_data_files() -> dict[str, str]:
+    return {"train": str(DEMO_DIR / "train.parquet"), "test": str(DEMO_DIR / "test.parquet")}
+
+
+def _parquet_files(path: Path) -> list[str]:
+    return sorted(str(p) for p in path.glob("*.parquet")) if path.is_dir() else [str(path)]
+
+
+def load_image_dataset(
+    source: str | None = None,
+    split: str = "train",
+    streaming: bool = False,
+    dataset_config: str | None = None,
+) -> Dataset | IterableDataset:
+    """Load one split of an image dataset.
+
+    ``source``: None or "demo" (bundled Fashion-MNIST subset), a folder of images (class sub-folders optional:
+    flat folders of unlabeled images work), a ``.parquet`` file, a folder of parquet files, a glob, or a dataset
+    name/path for ``datasets.load_dataset``. ``split`` may be "train", "test", "validation" or slicing syntax.
+    """
+    try:
+        dataset = _load(source, split, streaming, dataset_config)
+    except ValueError as error:  # datasets' wording for an empty source
+        if "corresponds to no data" in str(error):
+            raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on") from error
+        raise
+    if not streaming and len(dataset) == 0:
+        raise DataError(f"the {split!r} split of {source or 'demo'} is empty: nothing to train or evaluate on")
+    return dataset
+
+
+def _load(source, split, streaming, dataset_config):
+    if source in (None, "demo"):
+        files = demo_data_files()
+        base = split.split("[")[0]
+        if base not in files:
+            raise DataError(f"the demo data has splits {sorted(files)}, not {split!r}")
+        dataset = load_dataset("parquet", data_files={base: files[base]}, split=split, streaming=streaming)
+    else:
+        path = Path(os.path.expanduser(source))
+        if path.is_dir() and any(path.glob("*.parquet")):
+            dataset = load_dataset("parquet", data_files=_parquet_files(path), split=split, streaming=streaming)
+        elif path.is_dir():
+            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
+                raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {path}")
+            dataset = load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
+        elif path.suffix == ".parquet" or "*" in source:
+            if "*" not in source and not path.exists():
+                raise DataError(f"parquet file {path} does not exist")
+            dataset = load_dataset("parquet", data_files=source, split=split, streaming=streaming)
+        else:
+            dataset = load_dataset(source, dataset_config, split=split, streaming=streaming)
+    return dataset
+
+
+def find_column(dataset, candidates, kind: str, required: bool = True, explicit: str | None = None) -> str | None:
+    columns = list(dataset.column_names or (dataset.features or {}).keys())
+    if explicit is not None:
+        if explicit not in columns:
+            raise DataError(f"{kind} column {explicit!r} not found; the dataset has columns {columns}")
+        return explicit
+    for name in candidates:
+        if name in columns:
+            return name
+    features = dataset.features or {}
+    if kind == "image":
+        for name, feature in features.items():
+            if isinstance(feature, ImageFeature):
+                return name
+    if required:
+        raise DataError(
+            f"no {kind} column found (looked for {list(candidates)}); the dataset has columns {columns}. "
+            f"Pass --{kind}_column NAME."
+        )
+    return None
+
+
+def open_image(value) -> Image.Image:
+    """Decode what a dataset stores for an image: a PIL image, ``{"bytes", "path"}``, raw bytes or a path."""
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    if isinstance(value, (bytes, bytearray)):
+        image = Image.open(io.BytesIO(value))
+    elif isinstance(value, str):
+        image = Image.open(value)
+    else:
+        raise TypeError(f"cannot read an image from {type(value).__name__}")
+    image.load()
+    return image
+
+
+def build_transform(processor, train: bool = True, scale=(0.2, 1.0), hflip: bool = True):
+    """torchvision v2 pipeline from a processor's size / channels / mean / std. Training: RandomResizedCrop
+    (bicubic, ``scale``) + horizontal flip, as MAE; evaluation: resize to the model size."""
+    size = (processor.size["height"], processor.size["width"])
+    mode = {1: "L", 3: "RGB"}.get(processor.num_channels)
+    steps = [v2.Lambda(lambda im: im.convert(mode) if mode and im.mode != mode else im), v2.PILToTensor()]
+    if train:
+        steps.append(v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
+        if hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps.append(v2.Resize(size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if processor.do_normalize:
+        steps.append(v2.Normalize(list(processor.image_mean), list(processor.image_std)))
+    return v2.Compose(steps)
+
+
+class ImageTransform:
+    """``dataset.set_transform`` / ``.map`` function: image column -> ``pixel_values`` (None when the image cannot
+    be decoded; :class:`MIMCollator` drops those), label column -> ``labels`` when asked for."""
+
+    def __init__(self, transform, image_column: str, label_column: str | None = None):
+        self.transform = transform
+        self.image_column = image_column
+        self.label_column = label_column
+
+    def decode(self, value):
+        try:
+            return self.transform(open_image(value))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as error:
+            logger.debug("unreadable image skipped: %s", error)
+            return None
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"pixel_values": [self.decode(value) for value in batch[self.image_column]]}
+        if self.label_column is not None:
+            out["labels"] = batch[self.label_column]
+        return out
+
+
+def prepare_dataset(
+    dataset,
+    processor,
+    train: bool = True,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    with_labels: bool = False,
+    scale=(0.2, 1.0),
+):
+    """Attach the transform lazily. Images are decoded by us (not by ``datasets``) so that a corrupt file becomes
+    a skipped sample rather than an exception in the middle of a run."""
+    image_column = find_column(dataset, IMAGE_COLUMN_CANDIDATES, "image", explicit=image_column)
+    label_column = (
+        find_column(dataset, LABEL_COLUMN_CANDIDATES, "label", required=True, explicit=label_column)
+        if with_labels
+        else None
+    )
+    features = dataset.features or {}
+    if isinstance(features.get(image_column), ImageFeature):
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    transform = ImageTransform(build_transform(processor, train=train, scale=scale), image_column, label_column)
+    if isinstance(dataset, IterableDataset):
+        keep = [c for c in (dataset.column_names or []) if c not in (image_column, label_column)]
+        return dataset.map(transform, batched=True, remove_columns=keep + [image_column] + ([label_column] if label_column else []))
+    dataset.set_transform(transform)
+    return dataset
+
+
+class MIMCollator:
+    """Stacks ``pixel_values`` (and ``labels``), drops samples whose image could not be read (logging a running
+    count), and optionally adds masks from a mask generator (``bool_masked_pos``), so the model and the collator
+    can share one masking code path."""
+
+    def __init__(self, mask_generator=None, generator: torch.Generator | None = None):
+        self.mask_generator = mask_generator
+        self.generator = generator
+        self.skipped = 0
+
+    def __call__(self, samples: list[dict]) -> dict:
+        good = [s for s in samples if s.get("pixel_values") is not None]
+        if len(good) < len(samples):
+            self.skipped += len(samples) - len(good)
+            logger.warning("skipped %d unreadable image(s) so far", self.skipped)
+        if not good:
+            raise DataError("a whole batch of images could not be read; check the dataset")
+        batch = {"pixel_values": torch.stack([torch.as_tensor(s["pixel_values"]) for s in good])}
+        if "labels" in good[0]:
+            batch["labels"] = torch.as_tensor([s["labels"] for s in good])
+        if self.mask_generator is not None:
+            batch["bool_masked_pos"] = self.mask_generator(len(good), generator=self.generator)
+        return batch
+
+
+def split_train_validation(dataset: Dataset, validation_fraction: float, seed: int = 0) -> DatasetDict:
+    """Hold out ``validation_fraction`` of ``dataset`` (only used when no validation set is given)."""
+    if not 0 < validation_fraction < 1:
+        raise DataError(f"validation fraction must be in (0, 1), got {validation_fraction}")
+    parts = dataset.train_test_split(test_size=validation_fraction, seed=seed)
+    return DatasetDict(train=parts["train"], validation=parts["test"])

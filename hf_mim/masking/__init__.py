@@ -1,0 +1,26 @@
+"""Mask generators and the shared mask convention (bool ``[B, L]``, True = masked, plus ids_keep/ids_restore)."""
+
+from hf_mim.masking.core import (
+    MaskInfo,
+    gather_tokens,
+    mask_from_bool,
+    mask_from_noise,
+    no_mask,
+    num_visible_patches,
+    random_noise,
+    restore_sequence,
+)
+from hf_mim.masking.generators import RandomMaskGenerator, SimMIMMaskGenerator
+
+__all__ = [
+    "MaskInfo",
+    "RandomMaskGenerator",
+    "SimMIMMaskGenerator",
+    "gather_tokens",
+    "mask_from_bool",
+    "mask_from_noise",
+    "no_mask",
+    "num_visible_patches",
+    "random_noise",
+    "restore_sequence",
+]

@@ -1,0 +1,119 @@
+"""Method registry: every ``hf_mim/models/<method>/__init__.py`` defines ``METHOD = MethodSpec(...)``.
+
+:func:`discover` imports each method package and registers its classes with the transformers Auto classes, so
+``import hf_mim`` is all a user needs before ``AutoModel.from_pretrained(path)``. Adding a method never touches
+a shared file.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForPreTraining,
+)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What hf_mim needs to know about a method.
+
+    name: CLI name (``hf-mim pretrain --method <name>``). paper / paper_url / license: for docs and model cards.
+    tiny_config: overrides that make a seconds-to-train model (tests, demo, smoke runs); together with
+    ``demo_config`` (a small model that still learns something in minutes on a CPU).
+    collator: optional factory ``(config, processor) -> collator`` for methods with special inputs.
+    processor_class: image/video processor (the shared MIMImageProcessor by default).
+    training_defaults: the official optimiser recipe as ``MIMTrainingArguments`` overrides (used by the CLI
+    for flags the user did not give), e.g. SimMIM's base lr 1e-4 per 512 images and gradient clipping at 5.
+    """
+
+    name: str
+    config_class: type
+    model_class: type
+    pretraining_class: type
+    classification_class: type | None = None
+    paper: str = ""
+    paper_url: str = ""
+    license: str = ""
+    tiny_config: dict = field(default_factory=dict)
+    demo_config: dict = field(default_factory=dict)
+    collator: object = None
+    processor_class: type | None = None
+    training_defaults: dict = field(default_factory=dict)
+
+    @property
+    def model_type(self) -> str:
+        return self.config_class.model_type
+
+    @property
+    def classes(self) -> list[type]:
+        extra = [self.classification_class] if self.classification_class else []
+        return [self.config_class, self.model_class, self.pretraining_class, *extra]
+
+    def make_config(self, size: str = "base", **overrides):
+        """``size``: "base" (paper defaults), "demo" or "tiny"."""
+        presets = {"base": {}, "demo": self.demo_config, "tiny": self.tiny_config}
+        if size not in presets:
+            raise ValueError(f"size must be one of {sorted(presets)}, got {size!r}")
+        return self.config_class(**{**presets[size], **overrides})
+
+    def make_processor(self, config, **kwargs):
+        from hf_mim.processing import processor_for_config
+
+        if self.processor_class is not None:
+            return self.processor_class.from_model_config(config, **kwargs)
+        return processor_for_config(config, **kwargs)
+
+
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> None:
+    if spec.name in METHODS:
+        return
+    AutoConfig.register(spec.model_type, spec.config_class, exist_ok=True)
+    AutoModel.register(spec.config_class, spec.model_class, exist_ok=True)
+    AutoModelForPreTraining.register(spec.config_class, spec.pretraining_class, exist_ok=True)
+    if spec.classification_class is not None:
+        AutoModelForImageClassification.register(spec.config_class, spec.classification_class, exist_ok=True)
+    from hf_mim.processing import MIMImageProcessor
+
+    processor = spec.processor_class or MIMImageProcessor
+    AutoImageProcessor.register(spec.config_class, image_processor_classes={"torchvision": processor}, exist_ok=True)
+    METHODS[spec.name] = spec
+
+
+def discover() -> dict[str, MethodSpec]:
+    import hf_mim.models
+
+    for info in sorted(pkgutil.iter_modules(hf_mim.models.__path__), key=lambda item: item.name):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"hf_mim.models.{info.name}")
+        spec = getattr(module, "METHOD", None)
+        if spec is not None:
+            register(spec)
+    return METHODS
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up by CLI name or by ``model_type``."""
+    if not METHODS:
+        discover()
+    if name in METHODS:
+        return METHODS[name]
+    for spec in METHODS.values():
+        if spec.model_type == name:
+            return spec
+    raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
+
+
+def method_for_config(config) -> MethodSpec:
+    for spec in METHODS.values():
+        if isinstance(config, spec.config_class) and type(config) is spec.config_class:
+            return spec
+    return get_method(config.model_type)

@@ -1,0 +1,58 @@
+"""``TrainingArguments`` with masked-image-modeling defaults, so no ``--remove_unused_columns False
+--label_names pixel_values`` workarounds are needed."""
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+
+def bf16_available() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class MIMTrainingArguments(TrainingArguments):
+    """MAE recipe defaults: AdamW (0.9, 0.95), weight decay 0.05 (not on biases, norms, tokens, position tables),
+    cosine schedule with 5% warm-up, gradient clipping at 1.0, bf16 on GPUs that support it, and
+    ``learning_rate = base_learning_rate * global_batch / 256`` unless ``learning_rate`` is given explicitly.
+
+    ``lr_batch_divisor`` is 256 for MAE and most methods; SimMIM scales by 512.
+    """
+
+    base_learning_rate: float | None = field(
+        default=1.5e-4, metadata={"help": "lr = base_learning_rate * global batch / lr_batch_divisor (MAE rule)."}
+    )
+    lr_batch_divisor: int = field(default=256, metadata={"help": "Batch size the base learning rate refers to."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Absolute learning rate (overrides the base rule)."})
+    mask_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the in-model mask RNG (defaults to --seed); reseeded every step."}
+    )
+    remove_unused_columns: bool = False
+    weight_decay: float = 0.05
+    adam_beta2: float = 0.95
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    save_total_limit: int | None = 3
+    bf16: bool | None = None
+    prediction_loss_only: bool = True
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = bf16_available()
+        explicit_lr = self.learning_rate is not None
+        if not explicit_lr:
+            self.learning_rate = 1e-3  # placeholder until the world size is known (set below)
+        super().__post_init__()
+        if not explicit_lr:
+            if self.base_learning_rate is None:
+                raise ValueError("give either learning_rate or base_learning_rate")
+            self.learning_rate = self.base_learning_rate * self.global_batch_size / self.lr_batch_divisor
+        if self.label_names is None:
+            self.label_names = []
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps * max(1, self.world_size)

@@ -1,0 +1,169 @@
+"""``pretrain()``: the Python API behind ``hf-mim pretrain``.
+
+Builds (or loads) a model, its processor and the data, then trains with :class:`MIMTrainer`. The result in
+``output_dir`` is a normal transformers checkpoint (safetensors + config + processor + remote code).
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForPreTraining
+from transformers.trainer_utils import get_last_checkpoint
+
+from hf_mim.data import (
+    DataError,
+    MIMCollator,
+    find_column,
+    IMAGE_COLUMN_CANDIDATES,
+    load_image_dataset,
+    open_image,
+    prepare_dataset,
+)
+from hf_mim.registry import get_method
+from hf_mim.training.arguments import MIMTrainingArguments
+from hf_mim.training.trainer import MIMTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainArguments:
+    """What to train on and which model to build (``hf-mim pretrain --help`` lists these and every
+    ``TrainingArguments`` flag)."""
+
+    method: str = field(default="mae", metadata={"help": "Method name, e.g. mae or simmim."})
+    data: str | None = field(
+        default=None,
+        metadata={"help": "Bundled demo data when omitted; else an image folder, parquet file(s) or dataset name."},
+    )
+    validation_data: str | None = field(default=None, metadata={"help": "Separate validation source (same kinds)."})
+    train_split: str = field(default="train", metadata={"help": "Split of --data to train on."})
+    validation_split: str | None = field(default=None, metadata={"help": "Split of --data used for validation."})
+    image_column: str | None = field(default=None, metadata={"help": "Image column (auto-detected)."})
+    streaming: bool = field(default=False, metadata={"help": "Stream the training data (needs --max_steps)."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Continue from this checkpoint."})
+    size: str = field(default="base", metadata={"help": "Config preset: base (paper), demo or tiny."})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON of config fields, e.g. \'{"mask_ratio": 0.9, "image_size": 64}\'.'}
+    )
+    image_mean: list[float] | None = field(default=None, metadata={"help": "Per-channel mean (default: estimated)."})
+    image_std: list[float] | None = field(default=None, metadata={"help": "Per-channel std (default: estimated)."})
+    crop_scale_min: float = field(default=0.2, metadata={"help": "RandomResizedCrop lower scale (MAE: 0.2)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
+
+
+def detect_num_channels(dataset, image_column: str) -> int:
+    """1 for grayscale data, 3 otherwise (RGBA / palette images are converted to RGB)."""
+    sample = next(iter(dataset))
+    return 1 if open_image(sample[image_column]).mode in ("L", "I", "I;16", "F", "1") else 3
+
+
+def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit: int = 2000):
+    """Per-channel mean/std of ``[0, 1]`` pixel values over up to ``limit`` images (so the processor can carry
+    statistics of non-ImageNet data such as grayscale or multispectral sets)."""
+    mode = {1: "L", 3: "RGB"}.get(num_channels)
+    total, total_sq, count = torch.zeros(num_channels, dtype=torch.float64), torch.zeros(num_channels, dtype=torch.float64), 0
+    rows = dataset.select(range(min(limit, len(dataset)))) if hasattr(dataset, "select") else dataset
+    for index, row in enumerate(rows):
+        if index >= limit:
+            break
+        image = open_image(row[image_column])
+        image = image.convert(mode) if mode and image.mode != mode else image
+        pixels = torch.as_tensor(list(image.getdata()), dtype=torch.float64).reshape(-1, num_channels) / 255.0
+        total += pixels.sum(0)
+        total_sq += (pixels**2).sum(0)
+        count += pixels.shape[0]
+    if count == 0:
+        raise DataError("no readable images to estimate channel statistics from")
+    mean = total / count
+    std = (total_sq / count - mean**2).clamp(min=1e-12).sqrt()
+    return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
+
+
+def build_model_and_processor(args: PretrainArguments, train_dataset, image_column: str):
+    spec = get_method(args.method)
+    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    if args.model_name_or_path:
+        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+        try:
+            from transformers import AutoImageProcessor
+
+            processor = AutoImageProcessor.from_pretrained(args.model_name_or_path)
+        except OSError:
+            processor = spec.make_processor(model.config)
+        return spec, model, processor
+    if "num_channels" not in overrides:
+        overrides["num_channels"] = detect_num_channels(train_dataset, image_column)
+    config = spec.make_config(args.size, **overrides)
+    stats = {}
+    if args.image_mean is not None or args.image_std is not None:
+        if args.image_mean is None or args.image_std is None:
+            raise ValueError("give both --image_mean and --image_std")
+        stats = {"image_mean": args.image_mean, "image_std": args.image_std}
+    elif config.num_channels != 3 and hasattr(train_dataset, "select"):
+        mean, std = estimate_channel_stats(train_dataset, image_column, config.num_channels)
+        stats = {"image_mean": mean, "image_std": std}
+    processor = spec.make_processor(config, **stats)
+    model = spec.pretraining_class(config)
+    return spec, model, processor
+
+
+def load_training_data(args: PretrainArguments, training_args: MIMTrainingArguments):
+    train = load_image_dataset(args.data, split=args.train_split, streaming=args.streaming)
+    if args.max_train_samples is not None and not args.streaming:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if args.streaming and training_args.max_steps <= 0:
+        raise ValueError("streaming datasets have no length: set --max_steps")
+    validation = None
+    if args.validation_data is not None or args.validation_split is not None:
+        validation = load_image_dataset(
+            args.validation_data if args.validation_data is not None else args.data,
+            split=args.validation_split or "train",
+        )
+    return train, validation
+
+
+def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callbacks=None):
+    """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
+    when ``resume_from_checkpoint`` is True (or from the given path)."""
+    train_raw, validation_raw = load_training_data(args, training_args)
+    image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
+    spec, model, processor = build_model_and_processor(args, train_raw, image_column)
+    train = prepare_dataset(train_raw, processor, train=True, image_column=args.image_column, scale=(args.crop_scale_min, 1.0))
+    validation = None
+    if validation_raw is not None:
+        validation = prepare_dataset(validation_raw, processor, train=False, image_column=args.image_column)
+    collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()
+    trainer = MIMTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=collator,
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume is True or resume == "True" or resume == "last":
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            logger.warning("no checkpoint found in %s: starting from scratch", training_args.output_dir)
+    logger.info(
+        "%s: %.2fM parameters, global batch %d, learning rate %.3g",
+        spec.name,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        training_args.global_batch_size,
+        training_args.learning_rate,
+    )
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    trainer.save_model()
+    trainer.save_state()
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    if validation is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return trainer, result

@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny configs and real images from the bundled demo data (no network, CPU only)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import hf_mim  # noqa: E402
+from hf_mim.data import load_image_dataset, prepare_dataset  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def tiny_config(method: str, **overrides):
+    return hf_mim.get_method(method).make_config("tiny", **overrides)
+
+
+@pytest.fixture(scope="session")
+def demo_test_raw():
+    return load_image_dataset(None, split="test")
+
+
+def real_images(count: int = 8, image_size: int = 32, num_channels: int = 3, split: str = "test") -> torch.Tensor:
+    """``count`` real demo images (Fashion-MNIST), resized and normalised by an hf_mim processor."""
+    config = hf_mim.get_method("mae").make_config("tiny", image_size=image_size, num_channels=num_channels)
+    processor = hf_mim.processor_for_config(config)
+    dataset = prepare_dataset(load_image_dataset(None, split=split), processor, train=False)
+    step = max(1, len(dataset) // count)
+    return torch.stack([dataset[i * step]["pixel_values"] for i in range(count)])
+
+
+@pytest.fixture(scope="session")
+def images_rgb32():
+    return real_images(8, 32, 3)
+
+
+@pytest.fixture(scope="session")
+def images_gray32():
+    return real_images(8, 32, 1)

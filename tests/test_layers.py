@@ -1,0 +1,86 @@
+import pytest
+import torch
+from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
+
+import hf_mim
+from hf_mim.layers import RelativePositionBias, drop_path, patchify, sincos_2d, unpatchify
+from tests.conftest import tiny_config
+
+
+def test_sincos_mae_layout_matches_transformers_vitmae_table():
+    # transformers builds [sin_h, cos_h, sin_w, cos_w] and rotates the halves to reproduce the official MAE table
+    table = build_2d_sinusoidal_position_embedding(7, 7, 64, cls_token=True)
+    official = torch.cat([table[..., 32:], table[..., :32]], dim=-1)
+    assert torch.allclose(sincos_2d(7, 64, "mae", cls_token=True), official, atol=1e-6)
+
+
+def test_sincos_layouts_swap_row_and_column():
+    mae, moco = sincos_2d((3, 5), 32, "mae"), sincos_2d((3, 5), 32, "mocov3")
+    assert torch.equal(mae[:, :16], moco[:, 16:]) and torch.equal(mae[:, 16:], moco[:, :16])
+    # token 1 is (row 0, col 1): the MAE layout encodes the column in its first half
+    assert mae[1, :16].abs().sum() > 0 and torch.allclose(mae[1, 16:], mae[0, 16:])
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d(4, 30)
+
+
+def test_patchify_roundtrip_and_official_order():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    patches = patchify(x, 4)
+    assert patches.shape == (2, 4, 48)
+    # within a patch: (row, col, channel) with channel fastest, patches in raster order
+    assert patches[0, 1, :3].tolist() == [x[0, c, 0, 4].item() for c in range(3)]
+    assert patches[0, 2, 3 * 4 * 1 : 3 * 4 * 1 + 3].tolist() == [x[0, c, 5, 0].item() for c in range(3)]
+    assert torch.equal(unpatchify(patches, 4, (2, 2), 3), x)
+
+
+def test_relative_position_bias_index_structure():
+    rpb = RelativePositionBias((3, 4), num_heads=2)
+    index = rpb.relative_position_index
+    num_relative = (2 * 3 - 1) * (2 * 4 - 1)
+    assert index.shape == (13, 13)
+    assert index[0, 0] == num_relative + 2 and (index[0, 1:] == num_relative).all() and (index[1:, 0] == num_relative + 1).all()
+    # same relative offset -> same entry; tokens 1->2 and 5->6 are both (0, +1)
+    assert index[1, 2] == index[5, 6] and index[1, 2] != index[2, 1]
+    assert int(index[1:, 1:].max()) == num_relative - 1
+    with torch.no_grad():
+        rpb.relative_position_bias_table.copy_(torch.randn_like(rpb.relative_position_bias_table))
+    bias = rpb()
+    assert bias.shape == (1, 2, 13, 13)
+    assert torch.equal(bias[0, :, 1, 2], rpb.relative_position_bias_table[index[1, 2]])
+
+
+def test_drop_path_keeps_expectation_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    x = torch.ones(4000, 3)
+    dropped = drop_path(x, 0.25, training=True)
+    assert set(dropped[:, 0].unique().tolist()) <= {0.0, torch.tensor(1 / 0.75).item()}
+    assert abs(dropped.mean().item() - 1.0) < 0.05
+    assert torch.equal(drop_path(x, 0.25, training=False), x)
+
+
+@pytest.mark.parametrize("method", ["mae", "simmim"])
+def test_eager_and_sdpa_agree(method, images_rgb32):
+    spec = hf_mim.get_method(method)
+    config = tiny_config(method)
+    torch.manual_seed(0)
+    eager = spec.pretraining_class(config).eval()
+    eager.set_attn_implementation("eager")
+    sdpa = spec.pretraining_class(tiny_config(method)).eval()
+    sdpa.load_state_dict(eager.state_dict())
+    sdpa.set_attn_implementation("sdpa")
+    # exercise every attention path, the relative position bias of SimMIM included
+    for module in eager.modules():
+        if isinstance(module, RelativePositionBias):
+            torch.nn.init.normal_(module.relative_position_bias_table, std=0.5)
+    sdpa.load_state_dict(eager.state_dict())
+    assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
+    mask = spec.pretraining_class.__name__ == "MAEForPreTraining"
+    inputs = {"noise": torch.rand(8, config.num_patches)} if mask else {
+        "bool_masked_pos": eager.mask_generator(8, torch.Generator().manual_seed(0))
+    }
+    with torch.no_grad():
+        out_e, out_s = eager(images_rgb32, **inputs), sdpa(images_rgb32, **inputs)
+    pred_e = out_e.logits if out_e.logits is not None else out_e.reconstruction
+    pred_s = out_s.logits if out_s.logits is not None else out_s.reconstruction
+    assert (pred_e - pred_s).abs().max() < 1e-5
+    assert abs(out_e.loss.item() - out_s.loss.item()) < 1e-5

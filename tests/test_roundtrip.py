@@ -1,0 +1,130 @@
+"""Every registered method: Auto classes, bit-exact save/load, classification transfer, remote code."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForPreTraining,
+)
+
+import hf_mim
+from tests.conftest import tiny_config
+
+METHODS = sorted(hf_mim.METHODS)
+
+
+def build(method):
+    torch.manual_seed(0)
+    spec = hf_mim.get_method(method)
+    config = tiny_config(method)
+    return spec, config, spec.pretraining_class(config).eval(), spec.make_processor(config)
+
+
+def sample_inputs(model, config, images):
+    """Fixed masking input so outputs are deterministic."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    if "noise" in params:
+        return {"noise": torch.rand(images.shape[0], config.num_patches, generator=torch.Generator().manual_seed(0))}
+    return {"bool_masked_pos": model.mask_generator(images.shape[0], torch.Generator().manual_seed(0))}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_auto_classes_and_bit_exact_roundtrip(method, tmp_path, images_rgb32):
+    spec, config, model, processor = build(method)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    saved = load_file(tmp_path / "model.safetensors")
+    state = model.state_dict()
+    assert set(saved) == set(state) and all(torch.equal(saved[k], state[k]) for k in saved)
+
+    assert type(AutoConfig.from_pretrained(tmp_path)) is spec.config_class
+    loaded = AutoModelForPreTraining.from_pretrained(tmp_path).eval()
+    assert type(loaded) is spec.pretraining_class
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+    inputs = sample_inputs(model, config, images_rgb32)
+    with torch.no_grad():
+        assert torch.equal(model(images_rgb32, **inputs).loss, loaded(images_rgb32, **inputs).loss)
+    assert type(AutoModel.from_pretrained(tmp_path)) is spec.model_class
+    assert type(AutoImageProcessor.from_pretrained(tmp_path)) is type(processor)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_encoder_loads_into_classifier_without_spurious_keys(method, tmp_path, images_rgb32):
+    spec, config, model, _ = build(method)
+    model.save_pretrained(tmp_path)
+    classifier, info = AutoModelForImageClassification.from_pretrained(
+        tmp_path, num_labels=10, output_loading_info=True
+    )
+    assert type(classifier) is spec.classification_class
+    assert info["unexpected_keys"] == set() and info["mismatched_keys"] == set()
+    assert {k.split(".")[0] for k in info["missing_keys"]} <= {"classifier", "fc_norm"}
+    for key, value in model.encoder.state_dict().items():
+        if key != "mask_token":
+            assert torch.equal(classifier.encoder.state_dict()[key], value), key
+    labels = torch.arange(8) % 10
+    out = classifier(images_rgb32, labels=labels)
+    assert out.logits.shape == (8, 10) and out.loss.requires_grad
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, images_rgb32):
+    spec, config, model, processor = build(method)
+    checkpoint = tmp_path / "checkpoint"
+    model.save_pretrained(checkpoint)
+    processor.save_pretrained(checkpoint)
+    auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
+    assert set(auto_map) >= {"AutoConfig", "AutoModel", "AutoModelForPreTraining"}
+    inputs = sample_inputs(model, config, images_rgb32)
+    with torch.no_grad():
+        reference = {"loss": model(images_rgb32, **inputs).loss, "features": model.encoder(images_rgb32).last_hidden_state}
+    torch.save({"images": images_rgb32, "inputs": inputs, **reference}, tmp_path / "reference.pt")
+    script = textwrap.dedent(
+        f"""
+        import torch
+        try:
+            import hf_mim
+            raise SystemExit("hf_mim must not be importable here")
+        except ImportError:
+            pass
+        from transformers import AutoImageProcessor, AutoModel, AutoModelForPreTraining
+        ref = torch.load({str(tmp_path / "reference.pt")!r})
+        model = AutoModelForPreTraining.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
+        assert "transformers_modules" in type(model).__module__
+        encoder = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
+        processor = AutoImageProcessor.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
+        with torch.no_grad():
+            assert torch.equal(model(ref["images"], **ref["inputs"]).loss, ref["loss"])
+            assert torch.equal(encoder(ref["images"]).last_hidden_state, ref["features"])
+        print("OK", type(processor).__name__)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
+    # isolated interpreter (-I) in an empty folder, plus an import hook that makes hf_mim unimportable even though
+    # it is installed here: only the files saved with the checkpoint can be used
+    blocker = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, *args):\n"
+        "        if name == 'hf_mim' or name.startswith('hf_mim.'):\n"
+        "            raise ImportError(f'{name} is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", blocker + script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK MIMImageProcessor" in result.stdout

@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+import hf_mim
+from hf_mim.data import MIMCollator, load_image_dataset, prepare_dataset
+from hf_mim.training import MIMTrainer, MIMTrainingArguments, no_weight_decay_names
+from tests.conftest import real_images, tiny_config
+
+
+def demo_train_set(config, count=512, train=True):
+    processor = hf_mim.processor_for_config(config, image_mean=[0.286], image_std=[0.353])
+    return prepare_dataset(load_image_dataset(None, "train").select(range(count)), processor, train=train, scale=(0.5, 1.0))
+
+
+def train_args(tmp_path, **kwargs):
+    defaults = dict(
+        output_dir=str(tmp_path), per_device_train_batch_size=32, logging_steps=1, save_strategy="no",
+        disable_tqdm=True, seed=0, dataloader_num_workers=0, base_learning_rate=2e-3, warmup_ratio=0.1,
+    )
+    return MIMTrainingArguments(**{**defaults, **kwargs})
+
+
+def fixed_mask_inputs(model, config, count):
+    """Deterministic masking input for held-out evaluation (noise for token-dropping models, else a bool mask)."""
+    generator = torch.Generator().manual_seed(123)
+    if hasattr(model, "mask_generator"):
+        return {"bool_masked_pos": model.mask_generator(count, generator)}
+    return {"noise": torch.rand(count, config.num_patches, generator=generator)}
+
+
+# tiny encoders with layer scale (SimMIM) need a larger step than the MAE recipe's to move in 60 steps
+BASE_LR = {"simmim": 1e-2}
+
+
+@pytest.mark.parametrize("method", sorted(hf_mim.METHODS))
+def test_trainer_reduces_held_out_loss_on_real_images(method, tmp_path):
+    spec = hf_mim.get_method(method)
+    config = tiny_config(method, num_channels=1, patch_size=4, **({"mask_patch_size": 8} if method == "simmim" else {}))
+    torch.manual_seed(0)
+    model = spec.pretraining_class(config)
+    held_out = real_images(32, 32, 1, split="test")
+    inputs = fixed_mask_inputs(model, config, 32)
+
+    def held_out_loss():
+        model.eval()
+        with torch.no_grad():
+            loss = model(held_out, **inputs).loss.item()
+        model.train()
+        return loss
+
+    before = held_out_loss()
+    args = train_args(tmp_path, max_steps=60, base_learning_rate=BASE_LR.get(method, 2e-3))
+    trainer = MIMTrainer(model=model, args=args, train_dataset=demo_train_set(config, 1024), data_collator=MIMCollator())
+    trainer.train()
+    after = held_out_loss()
+    print(f"{method}: held-out loss {before:.4f} -> {after:.4f}")
+    assert after < 0.85 * before, f"{method}: held-out loss {before:.4f} -> {after:.4f}"
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history if "loss" in e)
+
+
+def test_learning_rate_follows_the_mae_rule(tmp_path):
+    args = MIMTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=64, gradient_accumulation_steps=2)
+    assert args.learning_rate == pytest.approx(1.5e-4 * 128 / 256)
+    assert args.remove_unused_columns is False and args.label_names == []
+    assert (args.weight_decay, args.adam_beta2, args.lr_scheduler_type) == (0.05, 0.95, "cosine")
+    simmim = MIMTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=256, base_learning_rate=1e-4, lr_batch_divisor=512)
+    assert simmim.learning_rate == pytest.approx(5e-5)
+    explicit = MIMTrainingArguments(output_dir=str(tmp_path), learning_rate=3e-4)
+    assert explicit.learning_rate == 3e-4
+
+
+def test_no_weight_decay_on_biases_norms_tokens_and_positions(tmp_path):
+    model = hf_mim.SimMIMForPreTraining(tiny_config("simmim", position_embedding_type="learned"))
+    excluded = no_weight_decay_names(model)
+    assert "encoder.cls_token" in excluded and "encoder.mask_token" in excluded and "encoder.pos_embed" in excluded
+    assert "encoder.rel_pos_bias.relative_position_bias_table" in excluded
+    assert "encoder.blocks.0.ls1.gamma" in excluded and "encoder.blocks.0.attn.q_bias" in excluded
+    assert "encoder.blocks.0.norm1.weight" in excluded and "encoder.blocks.0.mlp.fc1.bias" in excluded
+    trainer = MIMTrainer(model=model, args=train_args(tmp_path, max_steps=1), train_dataset=[], data_collator=MIMCollator())
+    optimizer = trainer.create_optimizer()
+    decayed = {id(p) for group in optimizer.param_groups if group["weight_decay"] > 0 for p in group["params"]}
+    names = {name for name, p in model.named_parameters() if id(p) in decayed}
+    assert "encoder.blocks.0.attn.qkv.weight" in names and "decoder.0.weight" in names
+    assert not names & excluded
+
+
+def test_resume_continues_with_the_same_masks_and_weights(tmp_path):
+    """Masks are drawn from a generator reseeded from (seed, step, rank), so a resumed run sees the masks of the
+    uninterrupted one; with deterministic inputs it then reaches the same weights (optimizer, scheduler and
+    mask state all restored). Random crops are not covered: Trainer prefetches a step's batch before it
+    restores the RNG state."""
+    config = tiny_config("mae", num_channels=1, patch_size=4)
+    dataset = demo_train_set(config, count=192, train=False)
+
+    def run(output_dir, max_steps, resume=None, save_steps=None):
+        torch.manual_seed(0)
+        model = hf_mim.MAEForPreTraining(config)
+        masks = []
+        model.register_forward_hook(lambda module, args, output: masks.append(output.mask.clone()))
+        save = {"save_strategy": "steps", "save_steps": save_steps} if save_steps else {}
+        trainer = MIMTrainer(
+            model=model, args=train_args(output_dir, max_steps=max_steps, **save),
+            train_dataset=dataset, data_collator=MIMCollator(),
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return model, masks
+
+    full_model, full_masks = run(tmp_path / "full", 6)
+    run(tmp_path / "part", 6, save_steps=3)
+    resumed_model, resumed_masks = run(tmp_path / "resumed", 6, resume=str(tmp_path / "part" / "checkpoint-3"))
+    assert len(resumed_masks) == 3
+    for full, resumed in zip(full_masks[3:], resumed_masks):
+        assert torch.equal(full, resumed)
+    assert not torch.equal(full_masks[3], full_masks[4])  # masks do change from step to step
+    for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
