@@ -6,8 +6,11 @@ a shared file.
 """
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
+
+import torch
 
 from transformers import (
     AutoConfig,
@@ -26,6 +29,10 @@ class MethodSpec:
     tiny_config: overrides that make a seconds-to-train model (tests, demo, smoke runs); together with
     ``demo_config`` (a small model that still learns something in minutes on a CPU).
     collator: optional factory ``(config, processor) -> collator`` for methods with special inputs.
+    transform: optional factory ``(processor, train, scale) -> callable(PIL image)`` returning a tensor or a dict
+    of tensors (e.g. two views for CroCo, a global and a local crop for CropMAE); default: one augmented view.
+    example_inputs: optional ``(model, pixel_values, generator) -> dict`` of deterministic ``forward`` kwargs
+    (fixed masks) for tests and benchmarks; default: ``noise`` for token-dropping models, else ``bool_masked_pos``.
     processor_class: image/video processor (the shared MIMImageProcessor by default).
     training_defaults: the official optimiser recipe as ``MIMTrainingArguments`` overrides (used by the CLI
     for flags the user did not give), e.g. SimMIM's base lr 1e-4 per 512 images and gradient clipping at 5.
@@ -42,6 +49,8 @@ class MethodSpec:
     tiny_config: dict = field(default_factory=dict)
     demo_config: dict = field(default_factory=dict)
     collator: object = None
+    transform: object = None
+    example_inputs: object = None
     processor_class: type | None = None
     training_defaults: dict = field(default_factory=dict)
 
@@ -60,6 +69,26 @@ class MethodSpec:
         if size not in presets:
             raise ValueError(f"size must be one of {sorted(presets)}, got {size!r}")
         return self.config_class(**{**presets[size], **overrides})
+
+    def make_inputs(self, model, pixel_values, generator=None) -> dict:
+        """Deterministic ``forward`` kwargs for ``model`` (an instance of ``pretraining_class``)."""
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        if self.example_inputs is not None:
+            return self.example_inputs(model, pixel_values, generator)
+        inputs = {"pixel_values": pixel_values}
+        if "noise" in inspect.signature(model.forward).parameters:
+            patches = pixel_values.shape[-2] // model.config.patch_size * (pixel_values.shape[-1] // model.config.patch_size)
+            inputs["noise"] = torch.rand(pixel_values.shape[0], patches, generator=generator)
+        elif hasattr(model, "mask_generator"):
+            inputs["bool_masked_pos"] = model.mask_generator(pixel_values.shape[0], generator)
+        return inputs
+
+    def make_transform(self, processor, train: bool = True, scale=(0.2, 1.0)):
+        from hf_mim.data import build_transform
+
+        if self.transform is not None:
+            return self.transform(processor, train=train, scale=scale)
+        return build_transform(processor, train=train, scale=scale)
 
     def make_processor(self, config, **kwargs):
         from hf_mim.processing import processor_for_config

@@ -30,16 +30,6 @@ def build(method):
     return spec, config, spec.pretraining_class(config).eval(), spec.make_processor(config)
 
 
-def sample_inputs(model, config, images):
-    """Fixed masking input so outputs are deterministic."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    if "noise" in params:
-        return {"noise": torch.rand(images.shape[0], config.num_patches, generator=torch.Generator().manual_seed(0))}
-    return {"bool_masked_pos": model.mask_generator(images.shape[0], torch.Generator().manual_seed(0))}
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_auto_classes_and_bit_exact_roundtrip(method, tmp_path, images_rgb32):
     spec, config, model, processor = build(method)
@@ -54,9 +44,9 @@ def test_auto_classes_and_bit_exact_roundtrip(method, tmp_path, images_rgb32):
     loaded = AutoModelForPreTraining.from_pretrained(tmp_path).eval()
     assert type(loaded) is spec.pretraining_class
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
-    inputs = sample_inputs(model, config, images_rgb32)
+    inputs = spec.make_inputs(model, images_rgb32)
     with torch.no_grad():
-        assert torch.equal(model(images_rgb32, **inputs).loss, loaded(images_rgb32, **inputs).loss)
+        assert torch.equal(model(**inputs).loss, loaded(**inputs).loss)
     assert type(AutoModel.from_pretrained(tmp_path)) is spec.model_class
     assert type(AutoImageProcessor.from_pretrained(tmp_path)) is type(processor)
 
@@ -87,9 +77,9 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
     processor.save_pretrained(checkpoint)
     auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
     assert set(auto_map) >= {"AutoConfig", "AutoModel", "AutoModelForPreTraining"}
-    inputs = sample_inputs(model, config, images_rgb32)
+    inputs = spec.make_inputs(model, images_rgb32)
     with torch.no_grad():
-        reference = {"loss": model(images_rgb32, **inputs).loss, "features": model.encoder(images_rgb32).last_hidden_state}
+        reference = {"loss": model(**inputs).loss, "features": model.encoder(pixel_values=images_rgb32)[0]}
     torch.save({"images": images_rgb32, "inputs": inputs, **reference}, tmp_path / "reference.pt")
     script = textwrap.dedent(
         f"""
@@ -106,8 +96,8 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
         encoder = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
         processor = AutoImageProcessor.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
         with torch.no_grad():
-            assert torch.equal(model(ref["images"], **ref["inputs"]).loss, ref["loss"])
-            assert torch.equal(encoder(ref["images"]).last_hidden_state, ref["features"])
+            assert torch.equal(model(**ref["inputs"]).loss, ref["loss"])
+            assert torch.equal(encoder(pixel_values=ref["images"])[0], ref["features"])
         print("OK", type(processor).__name__)
         """
     )

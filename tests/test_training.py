@@ -7,9 +7,11 @@ from hf_mim.training import MIMTrainer, MIMTrainingArguments, no_weight_decay_na
 from tests.conftest import real_images, tiny_config
 
 
-def demo_train_set(config, count=512, train=True):
-    processor = hf_mim.processor_for_config(config, image_mean=[0.286], image_std=[0.353])
-    return prepare_dataset(load_image_dataset(None, "train").select(range(count)), processor, train=train, scale=(0.5, 1.0))
+def demo_train_set(config, count=512, train=True, method="mae"):
+    spec = hf_mim.get_method(method)
+    processor = spec.make_processor(config, image_mean=[0.286], image_std=[0.353])
+    transform = spec.make_transform(processor, train=train, scale=(0.5, 1.0))
+    return prepare_dataset(load_image_dataset(None, "train").select(range(count)), processor, transform=transform)
 
 
 def train_args(tmp_path, **kwargs):
@@ -20,14 +22,6 @@ def train_args(tmp_path, **kwargs):
     return MIMTrainingArguments(**{**defaults, **kwargs})
 
 
-def fixed_mask_inputs(model, config, count):
-    """Deterministic masking input for held-out evaluation (noise for token-dropping models, else a bool mask)."""
-    generator = torch.Generator().manual_seed(123)
-    if hasattr(model, "mask_generator"):
-        return {"bool_masked_pos": model.mask_generator(count, generator)}
-    return {"noise": torch.rand(count, config.num_patches, generator=generator)}
-
-
 # tiny encoders with layer scale (SimMIM) need a larger step than the MAE recipe's to move in 60 steps
 BASE_LR = {"simmim": 1e-2}
 
@@ -35,22 +29,23 @@ BASE_LR = {"simmim": 1e-2}
 @pytest.mark.parametrize("method", sorted(hf_mim.METHODS))
 def test_trainer_reduces_held_out_loss_on_real_images(method, tmp_path):
     spec = hf_mim.get_method(method)
-    config = tiny_config(method, num_channels=1, patch_size=4, **({"mask_patch_size": 8} if method == "simmim" else {}))
+    config = tiny_config(method, num_channels=1)
     torch.manual_seed(0)
     model = spec.pretraining_class(config)
     held_out = real_images(32, 32, 1, split="test")
-    inputs = fixed_mask_inputs(model, config, 32)
+    inputs = spec.make_inputs(model, held_out, torch.Generator().manual_seed(123))
 
     def held_out_loss():
         model.eval()
         with torch.no_grad():
-            loss = model(held_out, **inputs).loss.item()
+            loss = model(**inputs).loss.item()
         model.train()
         return loss
 
     before = held_out_loss()
     args = train_args(tmp_path, max_steps=60, base_learning_rate=BASE_LR.get(method, 2e-3))
-    trainer = MIMTrainer(model=model, args=args, train_dataset=demo_train_set(config, 1024), data_collator=MIMCollator())
+    collator = spec.collator(config, None) if spec.collator else MIMCollator()
+    trainer = MIMTrainer(model=model, args=args, train_dataset=demo_train_set(config, 1024, method=method), data_collator=collator)
     trainer.train()
     after = held_out_loss()
     print(f"{method}: held-out loss {before:.4f} -> {after:.4f}")
@@ -114,3 +109,14 @@ def test_resume_continues_with_the_same_masks_and_weights(tmp_path):
     assert not torch.equal(full_masks[3], full_masks[4])  # masks do change from step to step
     for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_model_step_hooks_are_called_once_per_optimizer_step(tmp_path):
+    config = tiny_config("mae", num_channels=1)
+    model = hf_mim.MAEForPreTraining(config)
+    calls = []
+    model.begin_training_step = lambda step, total_steps: calls.append(("begin", step, total_steps))
+    model.end_training_step = lambda step, total_steps: calls.append(("end", step, total_steps))
+    args = train_args(tmp_path, max_steps=3, per_device_train_batch_size=8, gradient_accumulation_steps=2)
+    MIMTrainer(model=model, args=args, train_dataset=demo_train_set(config, 64), data_collator=MIMCollator()).train()
+    assert calls == [("begin", 0, 3), ("end", 1, 3), ("begin", 1, 3), ("end", 2, 3), ("begin", 2, 3), ("end", 3, 3)]

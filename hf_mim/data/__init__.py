@@ -138,7 +138,10 @@ def build_transform(processor, train: bool = True, scale=(0.2, 1.0), hflip: bool
 
 class ImageTransform:
     """``dataset.set_transform`` / ``.map`` function: image column -> ``pixel_values`` (None when the image cannot
-    be decoded; :class:`MIMCollator` drops those), label column -> ``labels`` when asked for."""
+    be decoded; :class:`MIMCollator` drops those), label column -> ``labels`` when asked for.
+
+    ``transform`` maps a PIL image to a tensor or to a dict of tensors (methods with several views per image);
+    a dict's entries become columns of their own."""
 
     def __init__(self, transform, image_column: str, label_column: str | None = None):
         self.transform = transform
@@ -153,7 +156,11 @@ class ImageTransform:
             return None
 
     def __call__(self, batch: dict) -> dict:
-        out = {"pixel_values": [self.decode(value) for value in batch[self.image_column]]}
+        decoded = [self.decode(value) for value in batch[self.image_column]]
+        out = {"pixel_values": decoded}
+        if any(isinstance(item, dict) for item in decoded):
+            keys = next(item for item in decoded if isinstance(item, dict)).keys()
+            out = {key: [None if item is None else item[key] for item in decoded] for key in keys}
         if self.label_column is not None:
             out["labels"] = batch[self.label_column]
         return out
@@ -167,8 +174,9 @@ def prepare_dataset(
     label_column: str | None = None,
     with_labels: bool = False,
     scale=(0.2, 1.0),
+    transform=None,
 ):
-    """Attach the transform lazily. Images are decoded by us (not by ``datasets``) so that a corrupt file becomes
+    """Attach the transform lazily (``transform``: a callable on PIL images; default :func:`build_transform`). Images are decoded by us (not by ``datasets``) so that a corrupt file becomes
     a skipped sample rather than an exception in the middle of a run."""
     image_column = find_column(dataset, IMAGE_COLUMN_CANDIDATES, "image", explicit=image_column)
     label_column = (
@@ -179,7 +187,9 @@ def prepare_dataset(
     features = dataset.features or {}
     if isinstance(features.get(image_column), ImageFeature):
         dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
-    transform = ImageTransform(build_transform(processor, train=train, scale=scale), image_column, label_column)
+    transform = ImageTransform(
+        transform or build_transform(processor, train=train, scale=scale), image_column, label_column
+    )
     if isinstance(dataset, IterableDataset):
         keep = [c for c in (dataset.column_names or []) if c not in (image_column, label_column)]
         return dataset.map(transform, batched=True, remove_columns=keep + [image_column] + ([label_column] if label_column else []))
@@ -188,9 +198,9 @@ def prepare_dataset(
 
 
 class MIMCollator:
-    """Stacks ``pixel_values`` (and ``labels``), drops samples whose image could not be read (logging a running
-    count), and optionally adds masks from a mask generator (``bool_masked_pos``), so the model and the collator
-    can share one masking code path."""
+    """Stacks every tensor field of the samples (``pixel_values``, extra views, ``labels``), drops samples whose
+    image could not be read (logging a running count), and optionally adds masks from a mask generator
+    (``bool_masked_pos``), so the model and the collator can share one masking code path."""
 
     def __init__(self, mask_generator=None, generator: torch.Generator | None = None):
         self.mask_generator = mask_generator
@@ -198,15 +208,16 @@ class MIMCollator:
         self.skipped = 0
 
     def __call__(self, samples: list[dict]) -> dict:
-        good = [s for s in samples if s.get("pixel_values") is not None]
+        good = [s for s in samples if all(value is not None for value in s.values())]
         if len(good) < len(samples):
             self.skipped += len(samples) - len(good)
             logger.warning("skipped %d unreadable image(s) so far", self.skipped)
         if not good:
             raise DataError("a whole batch of images could not be read; check the dataset")
-        batch = {"pixel_values": torch.stack([torch.as_tensor(s["pixel_values"]) for s in good])}
-        if "labels" in good[0]:
-            batch["labels"] = torch.as_tensor([s["labels"] for s in good])
+        batch = {}
+        for key in good[0]:
+            values = [s[key] for s in good]
+            batch[key] = torch.stack(values) if torch.is_tensor(values[0]) else torch.as_tensor(values)
         if self.mask_generator is not None:
             batch["bool_masked_pos"] = self.mask_generator(len(good), generator=self.generator)
         return batch

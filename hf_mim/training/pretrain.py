@@ -131,10 +131,17 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     train_raw, validation_raw = load_training_data(args, training_args)
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     spec, model, processor = build_model_and_processor(args, train_raw, image_column)
-    train = prepare_dataset(train_raw, processor, train=True, image_column=args.image_column, scale=(args.crop_scale_min, 1.0))
+    scale = (args.crop_scale_min, 1.0)
+    train = prepare_dataset(
+        train_raw, processor, image_column=args.image_column,
+        transform=spec.make_transform(processor, train=True, scale=scale),
+    )
     validation = None
     if validation_raw is not None:
-        validation = prepare_dataset(validation_raw, processor, train=False, image_column=args.image_column)
+        validation = prepare_dataset(
+            validation_raw, processor, image_column=args.image_column,
+            transform=spec.make_transform(processor, train=False, scale=scale),
+        )
     collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()
     trainer = MIMTrainer(
         model=model,

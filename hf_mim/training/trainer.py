@@ -41,14 +41,34 @@ class MaskSeedCallback(TrainerCallback):
                 module.mask_rng = generator
 
 
+class ModelStepHooks(TrainerCallback):
+    """Call the optional model methods ``begin_training_step(step, total_steps)`` before and
+    ``end_training_step(step, total_steps)`` after every optimizer step: EMA target encoders update there, and
+    schedules driven by training progress (e.g. HPM's easy-to-hard masking) read it. ``step`` counts finished
+    optimizer steps; the methods run on every DDP rank, so the replicas stay identical."""
+
+    @staticmethod
+    def _call(name, args, state, model):
+        hook = getattr(model, name, None) if model is not None else None
+        if hook is not None:
+            hook(step=state.global_step, total_steps=state.max_steps)
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self._call("begin_training_step", args, state, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self._call("end_training_step", args, state, model)
+
+
 class MIMTrainer(Trainer):
-    """Trainer for hf_mim models: no-decay groups per :func:`no_weight_decay_names`, mask seeding, and the
-    loss components (``loss_terms``) logged next to the loss."""
+    """Trainer for hf_mim models: no-decay groups per :func:`no_weight_decay_names`, mask seeding, model step
+    hooks (:class:`ModelStepHooks`), and the loss components (``loss_terms``) logged next to the loss."""
 
     def __init__(self, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, MaskSeedCallback) for c in callbacks):
-            callbacks.append(MaskSeedCallback())
+        for required in (MaskSeedCallback, ModelStepHooks):
+            if not any(isinstance(c, required) for c in callbacks):
+                callbacks.append(required())
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self._loss_terms: dict[str, list[float]] = {}
 
