@@ -67,6 +67,7 @@ def cmd_demo(argv: list[str]) -> None:
     parser.add_argument("--epochs", type=float, default=6.0)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--knn_train_samples", type=int, default=None, help="cap the kNN memory bank (default: all)")
     options = parser.parse_args(argv)
 
     import torch
@@ -105,29 +106,27 @@ def cmd_demo(argv: list[str]) -> None:
     recon = save_reconstruction_grid(model, processor, images, grid_path, **mask_inputs)
 
     print("[3/3] kNN evaluation (k=20) of the encoder on the demo test split...")
-    knn_line = _demo_knn(spec, out, processor)
+    knn_line = _demo_knn(spec, out, processor, options.knn_train_samples)
     minutes = (time.time() - start) / 60
     print()
     print(f"done in {minutes:.1f} min")
     if losses:
         print(f"  training loss      {losses[0]:.4f} (first log) -> {losses[-1]:.4f} (last log)")
     print(f"  test reconstruction loss {recon.loss:.4f}")
-    if knn_line:
-        print(f"  {knn_line}")
+    print(f"  {knn_line}")
     print(f"  model + processor  {out}/  (AutoModel.from_pretrained('{out}') after `import hf_mim`)")
     print(f"  reconstructions    {grid_path}")
     print(f"  training logs      {out}/trainer_state.json")
 
 
-def _demo_knn(spec, out: Path, processor) -> str | None:
-    try:
-        from hf_mim.evaluation.knn import knn_accuracy_for_checkpoint
-    except ImportError:
-        return None
+def _demo_knn(spec, out: Path, processor, max_train=None) -> str:
     from transformers import AutoModel
 
-    trained = knn_accuracy_for_checkpoint(AutoModel.from_pretrained(out), processor, data=None)
-    random_init = knn_accuracy_for_checkpoint(spec.model_class(AutoModel.from_pretrained(out).config), processor, data=None)
+    from hf_mim.evaluation.knn import knn_accuracy_for_checkpoint
+
+    encoder = AutoModel.from_pretrained(out)
+    trained = knn_accuracy_for_checkpoint(encoder, processor, data=None, max_train=max_train)
+    random_init = knn_accuracy_for_checkpoint(spec.model_class(encoder.config), processor, data=None, max_train=max_train)
     return f"kNN top-1 (k=20)   {trained:.1%} pre-trained vs {random_init:.1%} random init"
 
 
@@ -149,10 +148,167 @@ def cmd_visualize(argv: list[str]) -> None:
     print(f"wrote {path}")
 
 
+def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument("checkpoint", help="hf_mim checkpoint (pre-training or encoder), or a transformers vision model")
+    parser.add_argument("--data", default=None, help="labelled data with train and test splits (default: demo data)")
+    parser.add_argument("--train_split", default="train")
+    parser.add_argument("--test_split", default="test")
+    parser.add_argument("--image_column", default=None)
+    parser.add_argument("--label_column", default=None)
+    parser.add_argument("--pooling", choices=["cls", "mean"], default=None, help="default: cls if the encoder has one")
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--max_train_samples", type=int, default=None)
+    parser.add_argument("--max_test_samples", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--output", default=None, help="write the metrics as JSON here")
+    parser.add_argument("--random_init", action="store_true", help="evaluate a randomly initialised encoder instead")
+    return parser
+
+
+def _frozen_eval_data(options):
+    from transformers import AutoImageProcessor, AutoModel
+
+    from hf_mim.data import load_image_dataset, prepare_dataset
+
+    encoder = AutoModel.from_pretrained(options.checkpoint)
+    if options.random_init:
+        encoder = type(encoder)(encoder.config)
+    processor = AutoImageProcessor.from_pretrained(options.checkpoint)
+    splits = []
+    for split, limit in ((options.train_split, options.max_train_samples), (options.test_split, options.max_test_samples)):
+        data = load_image_dataset(options.data, split)
+        if limit:
+            data = data.select(range(min(limit, len(data))))
+        splits.append(
+            prepare_dataset(data, processor, train=False, image_column=options.image_column,
+                            label_column=options.label_column, with_labels=True)
+        )
+    if options.device:
+        encoder.to(options.device)
+    return encoder, splits[0], splits[1]
+
+
+def _report(metrics: dict, output: str | None) -> None:
+    import json
+
+    for name, value in metrics.items():
+        print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+    if output:
+        Path(output).write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"wrote {output}")
+
+
+def cmd_knn(argv: list[str]) -> None:
+    """Weighted kNN (cosine, T=0.07, k=20 and 200) top-1 accuracy of a frozen encoder."""
+    parser = _frozen_eval_parser("hf-mim knn", cmd_knn.__doc__)
+    parser.add_argument("--k", type=int, nargs="+", default=[20, 200])
+    parser.add_argument("--temperature", type=float, default=0.07)
+    options = parser.parse_args(argv)
+    from hf_mim.evaluation.knn import knn_evaluate
+
+    encoder, train, test = _frozen_eval_data(options)
+    metrics = knn_evaluate(encoder, train, test, ks=tuple(options.k), temperature=options.temperature,
+                           pooling=options.pooling, batch_size=options.batch_size, device=options.device)
+    _report(metrics, options.output)
+
+
+def cmd_probe(argv: list[str]) -> None:
+    """Linear probe (frozen encoder, BatchNorm neck, SGD + cosine, MAE protocol) top-1 accuracy."""
+    parser = _frozen_eval_parser("hf-mim probe", cmd_probe.__doc__)
+    parser.add_argument("--epochs", type=int, default=90)
+    parser.add_argument("--base_lr", type=float, default=0.1)
+    options = parser.parse_args(argv)
+    from hf_mim.evaluation.probe import linear_probe_evaluate
+
+    encoder, train, test = _frozen_eval_data(options)
+    metrics = linear_probe_evaluate(encoder, train, test, pooling=options.pooling, batch_size=options.batch_size,
+                                    device=options.device, epochs=options.epochs, base_lr=options.base_lr)
+    _report(metrics, options.output)
+
+
+def cmd_finetune(argv: list[str]) -> None:
+    """Fine-tune a pre-trained encoder for classification (layer-wise lr decay, drop path, optional --lora)."""
+    from transformers import HfArgumentParser
+
+    from hf_mim.evaluation.finetune import FinetuneArguments, finetune
+    from hf_mim.training.arguments import MIMTrainingArguments
+
+    parser = HfArgumentParser((FinetuneArguments, MIMTrainingArguments), prog="hf-mim finetune")
+    parser.set_defaults(
+        output_dir="outputs/finetune", base_learning_rate=5e-4, adam_beta2=0.999, eval_strategy="epoch",
+        save_strategy="epoch", label_names=["labels"], prediction_loss_only=False,
+    )
+    if argv and not argv[0].startswith("-"):  # positional checkpoint
+        argv = ["--checkpoint", argv[0], *argv[1:]]
+    args, training_args = parser.parse_args_into_dataclasses(argv)
+    _, metrics = finetune(args, training_args)
+    _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, None)
+    print(f"fine-tuned model saved to {training_args.output_dir}" + (" (merged: /merged)" if args.lora else ""))
+
+
+def cmd_push(argv: list[str]) -> None:
+    """Publish a checkpoint folder to the Hub with a filled-in model card and a reconstruction image."""
+    parser = argparse.ArgumentParser(prog="hf-mim push", description=cmd_push.__doc__)
+    parser.add_argument("checkpoint")
+    parser.add_argument("repo_id")
+    parser.add_argument("--results", nargs="*", default=None, help="JSON files of hf-mim knn / probe / finetune")
+    parser.add_argument("--dataset", default=None, help="Hub id of the pre-training dataset, for the card")
+    parser.add_argument("--license", default=None, help="Hub licence id (default: the method's)")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--revision", default=None)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--no_reconstructions", action="store_true")
+    options = parser.parse_args(argv)
+    from hf_mim.hub.push import push_checkpoint
+
+    url = push_checkpoint(
+        options.checkpoint, options.repo_id, results=options.results, dataset=options.dataset,
+        license=options.license, private=options.private or None, token=options.token, revision=options.revision,
+        reconstructions=not options.no_reconstructions,
+    )
+    print(f"pushed {options.checkpoint} to {options.repo_id}: {url}")
+
+
+def cmd_convert(argv: list[str]) -> None:
+    """Convert official checkpoints (facebookresearch/mae, timm *.mae, microsoft/SimMIM, transformers ViTMAE / ViT
+    MIM) into hf_mim checkpoints, or an hf_mim MAE into transformers ViTMAEForPreTraining (--to transformers)."""
+    import json
+
+    from hf_mim.hub.convert import FORMATS
+
+    parser = argparse.ArgumentParser(prog="hf-mim convert", description=cmd_convert.__doc__)
+    parser.add_argument("source", help="a .pth / .pt / .bin / .safetensors file or a checkpoint folder")
+    parser.add_argument("output_dir")
+    parser.add_argument("--from", dest="source_format", default="auto", choices=["auto", *sorted(FORMATS)])
+    parser.add_argument("--to", dest="target", default="hf_mim", choices=["hf_mim", "transformers"])
+    parser.add_argument("--config", default=None, help='JSON config overrides, e.g. \'{"num_attention_heads": 12}\'')
+    options = parser.parse_args(argv)
+    if options.target == "transformers":
+        from transformers import AutoModelForPreTraining
+
+        from hf_mim.hub.convert import to_transformers_vitmae
+
+        model = to_transformers_vitmae(AutoModelForPreTraining.from_pretrained(options.source))
+        model.save_pretrained(options.output_dir)
+        print(f"wrote transformers ViTMAEForPreTraining to {options.output_dir}")
+        return
+    from hf_mim.hub.convert import convert_checkpoint
+
+    overrides = json.loads(options.config) if options.config else None
+    model = convert_checkpoint(options.source, options.output_dir, options.source_format, overrides)
+    print(f"wrote {type(model).__name__} ({model.config.model_type}) to {options.output_dir}")
+
+
 COMMANDS = {
     "pretrain": cmd_pretrain,
     "demo": cmd_demo,
     "visualize": cmd_visualize,
+    "knn": cmd_knn,
+    "probe": cmd_probe,
+    "finetune": cmd_finetune,
+    "push": cmd_push,
+    "convert": cmd_convert,
 }
 
 

@@ -188,6 +188,20 @@ class MIMPreTrainedModel(PreTrainedModel):
             return mask_from_noise(self.draw_noise(batch_size, num_patches, device), mask_ratio)
         return None
 
+    def post_init(self):
+        super().post_init()
+        self.add_model_tags(["hf_mim", "masked-image-modeling", self.config.model_type])
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """Push with an hf_mim model card (config, results, reconstruction image); extra keyword arguments:
+        ``processor``, ``results`` (dict or JSON paths), ``dataset``, ``license``. From an exported bundle (hf_mim
+        not installed) this is transformers' own ``push_to_hub``."""
+        try:
+            from hf_mim.hub.push import push_model
+        except ImportError:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        return push_model(self, repo_id, *args, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as transformers does, then add the self-contained remote-code bundle and ``auto_map`` so the
         checkpoint loads with ``trust_remote_code=True`` where hf_mim is not installed."""

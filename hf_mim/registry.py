@@ -25,7 +25,8 @@ from transformers import (
 class MethodSpec:
     """What hf_mim needs to know about a method.
 
-    name: CLI name (``hf-mim pretrain --method <name>``). paper / paper_url / license: for docs and model cards.
+    name: CLI name (``hf-mim pretrain --method <name>``). paper / paper_url: for docs and model cards.
+    license: Hub licence id of the official code / weights (e.g. "cc-by-nc-4.0", "mit", "apache-2.0").
     tiny_config: overrides that make a seconds-to-train model (tests, demo, smoke runs); together with
     ``demo_config`` (a small model that still learns something in minutes on a CPU).
     collator: optional factory ``(config, processor) -> collator`` for methods with special inputs.

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = Path(__file__).parent / "demo"
 IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values", "images", "picture")
 LABEL_COLUMN_CANDIDATES = ("label", "labels", "fine_label", "class", "target")
+SPLIT_PREFIXES = (("train", "train"), ("test", "test"), ("val", "validation"), ("dev", "validation"))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -29,8 +30,17 @@ def demo_data_files() -> dict[str, str]:
     return {"train": str(DEMO_DIR / "train.parquet"), "test": str(DEMO_DIR / "test.parquet")}
 
 
-def _parquet_files(path: Path) -> list[str]:
-    return sorted(str(p) for p in path.glob("*.parquet")) if path.is_dir() else [str(path)]
+def _split_files(folder: Path) -> dict[str, list[str]]:
+    """Parquet files of a folder by split: ``train*.parquet`` -> train, ``test*`` -> test, ``val*`` -> validation;
+    a folder without such names is one train split."""
+    files = sorted(folder.glob("*.parquet"))
+    splits: dict[str, list[str]] = {}
+    for file in files:
+        stem = file.stem.lower()
+        split = next((name for prefix, name in SPLIT_PREFIXES if stem.startswith(prefix)), None)
+        if split:
+            splits.setdefault(split, []).append(str(file))
+    return splits if splits else {"train": [str(f) for f in files]}
 
 
 def load_image_dataset(
@@ -66,7 +76,7 @@ def _load(source, split, streaming, dataset_config):
     else:
         path = Path(os.path.expanduser(source))
         if path.is_dir() and any(path.glob("*.parquet")):
-            dataset = load_dataset("parquet", data_files=_parquet_files(path), split=split, streaming=streaming)
+            dataset = load_dataset("parquet", data_files=_split_files(path), split=split, streaming=streaming)
         elif path.is_dir():
             if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*")):
                 raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {path}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image, ImageDraw
 
-COLUMNS = ("original", "masked", "reconstruction", "reconstruction + visible")
+COLUMNS = ("original", "masked", "reconstruction", "recon. + visible")
 
 
 @dataclass

@@ -113,6 +113,60 @@ TRANSFORMERS_VIT_MIM = KeyMapping(
 )
 
 
+_TIMM_BLOCK = r"(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)"
+
+MAE_OFFICIAL = KeyMapping(
+    name="mae-official",
+    description="facebookresearch/mae models_mae.py state dict (checkpoint['model']): full pre-training model with "
+    "decoder_* keys, or the encoder-only mae_pretrain_vit_*.pth files",
+    rules=(
+        (r"^(cls_token|pos_embed)$", r"encoder.\1"),
+        (r"^patch_embed\.proj\.(weight|bias)$", r"encoder.patch_embed.proj.\1"),
+        (rf"^blocks\.(\d+)\.{_TIMM_BLOCK}$", r"encoder.blocks.\1.\2.\3"),
+        (r"^norm\.(weight|bias)$", r"encoder.norm.\1"),
+        (r"^decoder_embed\.(weight|bias)$", r"decoder.embed.\1"),
+        (r"^mask_token$", "decoder.mask_token"),
+        (r"^decoder_pos_embed$", "decoder.pos_embed"),
+        (rf"^decoder_blocks\.(\d+)\.{_TIMM_BLOCK}$", r"decoder.blocks.\1.\2.\3"),
+        (r"^decoder_norm\.(weight|bias)$", r"decoder.norm.\1"),
+        (r"^decoder_pred\.(weight|bias)$", r"decoder.pred.\1"),
+    ),
+)
+
+TIMM_MAE = KeyMapping(
+    name="timm-mae",
+    description="timm VisionTransformer weights of the *.mae tags (e.g. vit_base_patch16_224.mae): encoder only, "
+    "classifier head absent or empty",
+    rules=MAE_OFFICIAL.rules[:4],
+    ignore=(r"^head\.(weight|bias)$", r"^fc_norm\.(weight|bias)$"),
+)
+
+SIMMIM_OFFICIAL = KeyMapping(
+    name="simmim-official",
+    description="microsoft/SimMIM ViT pre-training checkpoint (checkpoint['model']): BEiT-style encoder with "
+    "gamma_1/gamma_2 layer scale, q_bias/v_bias, shared relative position bias; decoder.0 = 1x1 conv",
+    rules=(
+        (r"^encoder\.(cls_token|mask_token|pos_embed)$", r"encoder.\1"),
+        (r"^encoder\.patch_embed\.proj\.(weight|bias)$", r"encoder.patch_embed.proj.\1"),
+        (r"^encoder\.rel_pos_bias\.relative_position_bias_table$", "encoder.rel_pos_bias.relative_position_bias_table"),
+        (r"^encoder\.blocks\.(\d+)\.gamma_1$", r"encoder.blocks.\1.ls1.gamma"),
+        (r"^encoder\.blocks\.(\d+)\.gamma_2$", r"encoder.blocks.\1.ls2.gamma"),
+        (r"^encoder\.blocks\.(\d+)\.attn\.(q_bias|v_bias)$", r"encoder.blocks.\1.attn.\2"),
+        (rf"^encoder\.blocks\.(\d+)\.{_TIMM_BLOCK}$", r"encoder.blocks.\1.\2.\3"),
+        (r"^encoder\.norm\.(weight|bias)$", r"encoder.norm.\1"),
+        (r"^decoder\.0\.(weight|bias)$", r"decoder.0.\1"),
+    ),
+    ignore=(r".*\.relative_position_index$",),
+)
+
+FORMATS = {m.name: m for m in (MAE_OFFICIAL, TIMM_MAE, SIMMIM_OFFICIAL, TRANSFORMERS_VITMAE, TRANSFORMERS_VIT_MIM)}
+TARGET_METHOD = {
+    "mae-official": "mae", "timm-mae": "mae", "transformers-vitmae": "mae",
+    "simmim-official": "simmim", "transformers-vit-mim": "simmim",
+}
+HEADS_FOR_WIDTH = {192: 3, 384: 6, 512: 16, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+
+
 def rename_keys(state_dict: dict, mapping: KeyMapping) -> tuple[dict, list[str]]:
     """Apply ``mapping.rules``; returns the renamed dict and the source keys no rule (or ignore) covered."""
     compiled = [(re.compile(pattern), replacement) for pattern, replacement in mapping.rules]
@@ -186,3 +240,195 @@ def check_against_model(state_dict: dict, model, strict: bool = True, source: st
             f"{source} does not fit {type(model).__name__}: "
             f"unexpected {unexpected[:20]}, missing {missing[:20]}, shape mismatches {mismatched[:20]}"
         )
+
+
+# --------------------------------------------------------------------------- loading, detection, config inference
+
+
+def load_source_state_dict(source) -> tuple[dict, dict | None]:
+    """State dict of ``source`` (a .pth/.pt/.bin/.safetensors file or a transformers checkpoint folder) and, for
+    folders, their config.json. Wrapped checkpoints (``{"model": ...}``, ``{"state_dict": ...}``) are unwrapped."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(source)
+    config = None
+    if path.is_dir():
+        if (path / "config.json").exists():
+            config = json.loads((path / "config.json").read_text())
+        candidates = [path / "model.safetensors", path / "pytorch_model.bin"]
+        found = [c for c in candidates if c.exists()]
+        if not found:
+            raise ConversionError(f"{path} has no model.safetensors or pytorch_model.bin")
+        path = found[0]
+    if not path.exists():
+        raise ConversionError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        state = load_file(str(path))
+    else:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("model", "state_dict", "module"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ConversionError(f"{source} does not contain a flat state dict of tensors")
+    return state, config
+
+
+def detect_format(state_dict: dict) -> str:
+    keys = set(state_dict)
+    if any(k.startswith(("vit.layers.", "vit.encoder.layer.", "vit.embeddings.")) for k in keys):
+        return "transformers-vit-mim" if "decoder.0.weight" in keys else "transformers-vitmae"
+    if any(k.startswith("encoder.blocks.") for k in keys) and "decoder.0.weight" in keys:
+        return "simmim-official"
+    if any(k.startswith("decoder_") for k in keys) or "mask_token" in keys:
+        return "mae-official"
+    if any(k.startswith("blocks.") for k in keys):
+        return "timm-mae" if any(k.startswith(("head.", "fc_norm.")) for k in keys) else "mae-official"
+    raise ConversionError(f"cannot tell the checkpoint format from keys such as {sorted(keys)[:8]}; pass --from")
+
+
+def _count_blocks(state: dict, prefix: str) -> int:
+    ids = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
+    return max(ids) + 1 if ids else 0
+
+
+def infer_config_kwargs(state: dict, method: str, source_config: dict | None = None) -> dict:
+    """hf_mim config fields from tensor shapes of a converted state dict (head counts, which weights do not
+    determine, come from ``source_config`` or the standard ViT widths; override them when they differ)."""
+    import math
+
+    weight = state["encoder.patch_embed.proj.weight"]
+    hidden, channels, patch = weight.shape[0], weight.shape[1], weight.shape[2]
+    kwargs = dict(
+        hidden_size=hidden, num_channels=channels, patch_size=patch,
+        num_hidden_layers=_count_blocks(state, "encoder.blocks."),
+        intermediate_size=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
+        num_attention_heads=HEADS_FOR_WIDTH.get(hidden, max(1, hidden // 64)),
+    )
+    if "encoder.pos_embed" in state:
+        grid = int(math.isqrt(state["encoder.pos_embed"].shape[1] - 1))
+        kwargs["image_size"] = grid * patch
+    elif "encoder.rel_pos_bias.relative_position_bias_table" in state:
+        entries = state["encoder.rel_pos_bias.relative_position_bias_table"].shape[0] - 3
+        kwargs["image_size"] = (int(math.isqrt(entries)) + 1) // 2 * patch
+    if "encoder.blocks.0.attn.q_bias" in state:
+        kwargs["qkv_bias"] = "qv"
+    else:
+        kwargs["qkv_bias"] = "encoder.blocks.0.attn.qkv.bias" in state
+    if "decoder.embed.weight" in state:
+        decoder_dim = state["decoder.embed.weight"].shape[0]
+        kwargs.update(
+            decoder_hidden_size=decoder_dim,
+            decoder_num_hidden_layers=_count_blocks(state, "decoder.blocks."),
+            decoder_intermediate_size=state["decoder.blocks.0.mlp.fc1.weight"].shape[0],
+            decoder_num_attention_heads=16 if decoder_dim == 512 else max(1, decoder_dim // 32),
+        )
+    if method == "simmim":
+        kwargs.update(
+            layer_scale_init_value=0.1 if "encoder.blocks.0.ls1.gamma" in state else None,
+            use_shared_relative_position_bias="encoder.rel_pos_bias.relative_position_bias_table" in state,
+            position_embedding_type="learned" if "encoder.pos_embed" in state else "none",
+        )
+        kwargs.setdefault("image_size", 224)
+        kwargs["mask_patch_size"] = max(kwargs["patch_size"], 32 if kwargs["image_size"] % 32 == 0 else kwargs["patch_size"])
+    if source_config:  # transformers configs know the exact values
+        for name in ("num_attention_heads", "decoder_num_attention_heads", "layer_norm_eps", "hidden_act",
+                     "image_size", "mask_ratio", "norm_pix_loss", "initializer_range"):
+            if name in source_config:
+                kwargs[name] = source_config[name]
+        if source_config.get("model_type") == "vit":  # transformers ViTForMaskedImageModeling: a vanilla ViT
+            kwargs.update(layer_scale_init_value=None, use_shared_relative_position_bias=False, drop_path_rate=0.0)
+    return kwargs
+
+
+def convert_checkpoint(source, output_dir=None, source_format: str = "auto", config_overrides: dict | None = None):
+    """Convert an official / third-party checkpoint into an hf_mim model (and save it with its processor and
+    remote code when ``output_dir`` is given). Returns the model: the pre-training model when the checkpoint
+    has its decoder, else the encoder (``XxxModel``)."""
+    from hf_mim.registry import get_method
+
+    state, source_config = load_source_state_dict(source)
+    source_format = detect_format(state) if source_format == "auto" else source_format
+    if source_format not in FORMATS:
+        raise ConversionError(f"unknown format {source_format!r}; choose from {sorted(FORMATS)}")
+    mapping = FORMATS[source_format]
+    converted = convert_state_dict(state, mapping)
+    spec = get_method(TARGET_METHOD[source_format])
+    config = spec.config_class(**{**infer_config_kwargs(converted, spec.name, source_config), **(config_overrides or {})})
+    has_head = any(not k.startswith("encoder.") for k in converted)
+    if has_head:
+        model = spec.pretraining_class(config)
+    else:
+        model = spec.model_class(config)
+        converted = {k[len("encoder."):]: v for k, v in converted.items()}
+    check_against_model(converted, model, strict=True, source=f"{source} ({mapping.name})")
+    model.load_state_dict(converted, strict=False)  # non-persistent buffers are rebuilt at construction
+    model.eval()
+    if output_dir is not None:
+        model.save_pretrained(output_dir)
+        spec.make_processor(config).save_pretrained(output_dir)
+    return model
+
+
+# --------------------------------------------------------------------------- hf_mim -> transformers
+
+
+def _reverse_rules() -> list[tuple[str, str]]:
+    """hf_mim block keys (after :func:`split_qkv`) -> transformers 5.x ViTMAE names: the inverse of ``_HF5_LAYER``."""
+    rules = []
+    for prefix, target in (("encoder.blocks", "vit.layers"), ("decoder.blocks", "decoder.decoder_layers")):
+        for hf_name, ours in _HF5_LAYER.items():
+            rules.append((rf"^{re.escape(prefix)}\.(\d+)\.{re.escape(ours)}$", rf"{target}.\1.{hf_name}"))
+    return rules
+
+
+def to_transformers_vitmae(model):
+    """hf_mim MAE (pre-training model) -> transformers ``ViTMAEForPreTraining`` with identical outputs."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    config = model.config
+    if config.model_type != "mim_mae":
+        raise ConversionError(f"only MAE models convert to ViTMAE, got {config.model_type}")
+    if config.qkv_bias not in (True, "qkv") or not config.use_cls_token or config.position_embedding_type != "sincos":
+        raise ConversionError("ViTMAE needs full qkv bias, a cls token and sin-cos position embeddings")
+    hf_config = ViTMAEConfig(
+        image_size=config.image_hw[0], patch_size=config.patch_size, num_channels=config.num_channels,
+        hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+        hidden_act=config.hidden_act, layer_norm_eps=config.layer_norm_eps, qkv_bias=True,
+        decoder_hidden_size=config.decoder_hidden_size, decoder_num_hidden_layers=config.decoder_num_hidden_layers,
+        decoder_num_attention_heads=config.decoder_num_attention_heads,
+        decoder_intermediate_size=config.decoder_intermediate_size, mask_ratio=config.mask_ratio,
+        norm_pix_loss=config.norm_pix_loss, initializer_range=config.initializer_range,
+    )
+    state = split_qkv(model.state_dict())
+    fixed = {
+        "encoder.cls_token": "vit.embeddings.cls_token",
+        "encoder.pos_embed": "vit.embeddings.position_embeddings",
+        "encoder.patch_embed.proj.weight": "vit.embeddings.patch_embeddings.projection.weight",
+        "encoder.patch_embed.proj.bias": "vit.embeddings.patch_embeddings.projection.bias",
+        "encoder.norm.weight": "vit.layernorm.weight", "encoder.norm.bias": "vit.layernorm.bias",
+        "decoder.mask_token": "decoder.mask_token", "decoder.pos_embed": "decoder.decoder_pos_embed",
+        "decoder.embed.weight": "decoder.decoder_embed.weight", "decoder.embed.bias": "decoder.decoder_embed.bias",
+        "decoder.norm.weight": "decoder.decoder_norm.weight", "decoder.norm.bias": "decoder.decoder_norm.bias",
+        "decoder.pred.weight": "decoder.decoder_pred.weight", "decoder.pred.bias": "decoder.decoder_pred.bias",
+    }
+    rules = [(re.compile(p), r) for p, r in _reverse_rules()]
+    renamed = {}
+    for key, value in state.items():
+        if key in fixed:
+            renamed[fixed[key]] = value
+            continue
+        for pattern, replacement in rules:
+            if pattern.match(key):
+                renamed[pattern.sub(replacement, key)] = value
+                break
+        else:
+            raise ConversionError(f"no transformers ViTMAE name for {key}")
+    target = ViTMAEForPreTraining(hf_config)
+    check_against_model(renamed, target, strict=True, source="hf_mim MAE")
+    target.load_state_dict(renamed)
+    return target.eval()

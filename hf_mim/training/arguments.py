@@ -42,6 +42,8 @@ class MIMTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if self.bf16 is None:
             self.bf16 = bf16_available()
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin for, and it only warns
         explicit_lr = self.learning_rate is not None
         if not explicit_lr:
             self.learning_rate = 1e-3  # placeholder until the world size is known (set below)

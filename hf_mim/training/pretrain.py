@@ -8,6 +8,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
+
 import torch
 from transformers import AutoModelForPreTraining
 from transformers.trainer_utils import get_last_checkpoint
@@ -52,6 +54,16 @@ class PretrainArguments:
     image_std: list[float] | None = field(default=None, metadata={"help": "Per-channel std (default: estimated)."})
     crop_scale_min: float = field(default=0.2, metadata={"help": "RandomResizedCrop lower scale (MAE: 0.2)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
+    online_probe_steps: int = field(
+        default=0, metadata={"help": "Every N steps report kNN and linear-probe accuracy on labelled data (0: off)."}
+    )
+    probe_data: str | None = field(
+        default=None, metadata={"help": "Labelled data for the online probe (default: --data, which needs labels)."}
+    )
+    probe_samples: int = field(default=2000, metadata={"help": "Images per probe split (train / test)."})
+    reconstruction_steps: int = field(
+        default=0, metadata={"help": "Every N steps write reconstruction grids (PNG + TensorBoard) (0: off)."}
+    )
 
 
 def detect_num_channels(dataset, image_column: str) -> int:
@@ -65,13 +77,11 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     statistics of non-ImageNet data such as grayscale or multispectral sets)."""
     mode = {1: "L", 3: "RGB"}.get(num_channels)
     total, total_sq, count = torch.zeros(num_channels, dtype=torch.float64), torch.zeros(num_channels, dtype=torch.float64), 0
-    rows = dataset.select(range(min(limit, len(dataset)))) if hasattr(dataset, "select") else dataset
-    for index, row in enumerate(rows):
-        if index >= limit:
-            break
+    rows = dataset.select(range(min(limit, len(dataset)))) if hasattr(dataset, "select") else dataset.take(limit)
+    for row in rows:
         image = open_image(row[image_column])
         image = image.convert(mode) if mode and image.mode != mode else image
-        pixels = torch.as_tensor(list(image.getdata()), dtype=torch.float64).reshape(-1, num_channels) / 255.0
+        pixels = torch.as_tensor(np.asarray(image), dtype=torch.float64).reshape(-1, num_channels) / 255.0
         total += pixels.sum(0)
         total_sq += (pixels**2).sum(0)
         count += pixels.shape[0]
@@ -102,7 +112,7 @@ def build_model_and_processor(args: PretrainArguments, train_dataset, image_colu
         if args.image_mean is None or args.image_std is None:
             raise ValueError("give both --image_mean and --image_std")
         stats = {"image_mean": args.image_mean, "image_std": args.image_std}
-    elif config.num_channels != 3 and hasattr(train_dataset, "select"):
+    elif config.num_channels != 3:
         mean, std = estimate_channel_stats(train_dataset, image_column, config.num_channels)
         stats = {"image_mean": mean, "image_std": std}
     processor = spec.make_processor(config, **stats)
@@ -125,6 +135,38 @@ def load_training_data(args: PretrainArguments, training_args: MIMTrainingArgume
     return train, validation
 
 
+def probe_datasets(args: PretrainArguments, processor):
+    """Small labelled train / test sets for the online probe: the source's test (or validation) split when it has
+    one, else a held-out part of its train split."""
+    source = args.probe_data if args.probe_data is not None else args.data
+    train = load_image_dataset(source, "train")
+    try:
+        test = load_image_dataset(source, "test")
+    except (ValueError, KeyError):
+        parts = train.train_test_split(test_size=min(args.probe_samples, len(train) // 4), seed=0)
+        train, test = parts["train"], parts["test"]
+    take = lambda d: d.select(range(min(args.probe_samples, len(d))))  # noqa: E731
+    return (
+        prepare_dataset(take(train), processor, train=False, image_column=args.image_column, with_labels=True),
+        prepare_dataset(take(test), processor, train=False, image_column=args.image_column, with_labels=True),
+    )
+
+
+def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
+    from hf_mim.training.callbacks import OnlineProbeCallback, ReconstructionImageCallback
+
+    callbacks = []
+    if args.online_probe_steps > 0:
+        probe_train, probe_test = probe_datasets(args, processor)
+        callbacks.append(OnlineProbeCallback(probe_train, probe_test, every_n_steps=args.online_probe_steps))
+    if args.reconstruction_steps > 0:
+        source = args.probe_data if args.probe_data is not None else args.data
+        images = prepare_dataset(load_image_dataset(source, "train").select(range(8)), processor, train=False)
+        pixel_values = torch.stack([images[i]["pixel_values"] for i in range(len(images))])
+        callbacks.append(ReconstructionImageCallback(pixel_values, processor, every_n_steps=args.reconstruction_steps))
+    return callbacks
+
+
 def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callbacks=None):
     """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
     when ``resume_from_checkpoint`` is True (or from the given path)."""
@@ -143,6 +185,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
             transform=spec.make_transform(processor, train=False, scale=scale),
         )
     collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()
+    callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
     trainer = MIMTrainer(
         model=model,
         args=training_args,

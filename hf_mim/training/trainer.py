@@ -85,6 +85,9 @@ class MIMTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kwargs):
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "pop_logs"):
+                logs.update(callback.pop_logs())
         if self._loss_terms and "loss" in logs:
             for name, values in self._loss_terms.items():
                 logs[f"loss_{name}"] = round(sum(values) / len(values), 6)

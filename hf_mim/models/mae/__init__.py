@@ -19,7 +19,7 @@ METHOD = MethodSpec(
     classification_class=MAEForImageClassification,
     paper="Masked Autoencoders Are Scalable Vision Learners (He et al., CVPR 2022)",
     paper_url="https://arxiv.org/abs/2111.06377",
-    license="cc-by-nc-4.0 (official weights); the method itself is unrestricted",
+    license="cc-by-nc-4.0",
     tiny_config=TINY,
     demo_config=DEMO,
     # facebookresearch/mae: blr 1.5e-4 per 256 images, AdamW betas (0.9, 0.95), weight decay 0.05

@@ -1,0 +1,66 @@
+"""The command line, end to end on tiny settings (each command runs in-process through hf_mim.cli.main)."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModel
+
+import hf_mim
+from hf_mim.cli import main
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("pretrain", "demo", "visualize", "knn", "probe", "finetune"):
+        assert command in out
+    assert main(["nope"]) == 2
+
+
+def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = [
+        "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--per_device_train_batch_size", "16",
+        "--logging_steps", "2", "--save_steps", "4", "--disable_tqdm", "true",
+    ]
+    main(["pretrain", *common, "--max_steps", "4", "--streaming", "true"])
+    assert (out / "checkpoint-4" / "model.safetensors").exists()
+    assert json.loads((out / "config.json").read_text())["num_channels"] == 1  # detected from grayscale data
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["num_channels"] == 1 and len(processor["image_mean"]) == 1 and processor["image_mean"][0] != 0.5
+    main(["pretrain", *common, "--max_steps", "6", "--resume_from_checkpoint", "last"])
+    state = json.loads((out / "trainer_state.json").read_text())
+    # resumed from checkpoint-4: the restored history continues, each step logged once
+    assert state["global_step"] == 6 and [e["step"] for e in state["log_history"] if "loss" in e] == [2, 4, 6]
+    assert "training loss: first logged" in capsys.readouterr().out
+    assert isinstance(AutoModel.from_pretrained(out), hf_mim.MAEModel)
+
+    main(["knn", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--k", "5", "20",
+          "--output", str(tmp_path / "knn.json")])
+    knn = json.loads((tmp_path / "knn.json").read_text())
+    assert set(knn) == {"knn_top1_k5", "knn_top1_k20"} and all(0 <= v <= 1 for v in knn.values())
+    main(["probe", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--epochs", "3"])
+    assert "linear_probe_top1" in capsys.readouterr().out
+
+    main(["visualize", str(out), "demo", "--output", str(tmp_path / "grid.png"), "--max_images", "3"])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size[1] > 3 * 96
+
+
+def test_pretrain_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        main(["pretrain", "--method", "nope", "--output_dir", str(tmp_path)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        main(["pretrain", "--method", "mae", "--size", "tiny", "--data", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")])
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    main(["demo", "--output_dir", str(tmp_path / "demo"), "--epochs", "0.15", "--batch_size", "64",
+          "--knn_train_samples", "300"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "demo" / "reconstructions.png").exists()
+    assert (tmp_path / "demo" / "model.safetensors").exists() and (tmp_path / "demo" / "modeling_mae.py").exists()
+    assert "kNN top-1 (k=20)" in out and "reconstructions" in out
