@@ -14,7 +14,8 @@ def bf16_available() -> bool:
 @dataclass
 class MIMTrainingArguments(TrainingArguments):
     """MAE recipe defaults: AdamW (0.9, 0.95), weight decay 0.05 (not on biases, norms, tokens, position tables),
-    cosine schedule with 5% warm-up, gradient clipping at 1.0, bf16 on GPUs that support it, and
+    cosine schedule with 5% warm-up, gradient clipping at 1.0, bf16 on GPUs that support it, DDP without
+    ``find_unused_parameters``, and
     ``learning_rate = base_learning_rate * global_batch / 256`` unless ``learning_rate`` is given explicitly.
 
     ``lr_batch_divisor`` is 256 for MAE and most methods; SimMIM scales by 512.
@@ -38,6 +39,8 @@ class MIMTrainingArguments(TrainingArguments):
     save_total_limit: int | None = 3
     bf16: bool | None = None
     prediction_loss_only: bool = True
+    # hf_mim models use every trainable parameter each step; False makes DDP fail loudly if that ever breaks
+    ddp_find_unused_parameters: bool | None = False
 
     def __post_init__(self):
         if self.bf16 is None:
