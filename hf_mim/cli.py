@@ -169,7 +169,7 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def _frozen_eval_data(options):
     from transformers import AutoImageProcessor, AutoModel
 
-    from hf_mim.data import load_image_dataset, prepare_dataset
+    from hf_mim.data import load_image_dataset, prepare_dataset, subset
 
     encoder = AutoModel.from_pretrained(options.checkpoint)
     if options.random_init:
@@ -179,7 +179,7 @@ def _frozen_eval_data(options):
     for split, limit in ((options.train_split, options.max_train_samples), (options.test_split, options.max_test_samples)):
         data = load_image_dataset(options.data, split)
         if limit:
-            data = data.select(range(min(limit, len(data))))
+            data = subset(data, limit)
         splits.append(
             prepare_dataset(data, processor, train=False, image_column=options.image_column,
                             label_column=options.label_column, with_labels=True)
@@ -300,6 +300,13 @@ def cmd_convert(argv: list[str]) -> None:
     print(f"wrote {type(model).__name__} ({model.config.model_type}) to {options.output_dir}")
 
 
+def cmd_bench(argv: list[str]) -> None:
+    """Speed and memory of hf_mim against transformers' models (same config, batch, dtype, weights)."""
+    from hf_mim.bench import main as bench_main
+
+    bench_main(argv)
+
+
 COMMANDS = {
     "pretrain": cmd_pretrain,
     "demo": cmd_demo,
@@ -309,6 +316,7 @@ COMMANDS = {
     "finetune": cmd_finetune,
     "push": cmd_push,
     "convert": cmd_convert,
+    "bench": cmd_bench,
 }
 
 

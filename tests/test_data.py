@@ -87,3 +87,13 @@ def test_training_transform_is_random_and_eval_is_deterministic():
     assert not torch.equal(first, train[0]["pixel_values"])
     evaluation = prepare_dataset(load_image_dataset("demo", "test").select(range(4)), processor(1), train=False)
     assert torch.equal(evaluation[0]["pixel_values"], evaluation[0]["pixel_values"])
+
+
+def test_subset_is_a_seeded_random_sample_not_the_first_rows():
+    from hf_mim.data import subset
+
+    sorted_by_class = Dataset.from_dict({"label": sorted(list(range(10)) * 50)})
+    picked = subset(sorted_by_class, 100)
+    assert len(picked) == 100 and len(set(picked["label"])) >= 8  # the first 100 rows would be classes 0 and 1
+    assert picked["label"] == subset(sorted_by_class, 100)["label"]  # seeded
+    assert subset(sorted_by_class, None) is sorted_by_class and len(subset(sorted_by_class, 10_000)) == 500

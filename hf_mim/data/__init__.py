@@ -233,6 +233,14 @@ class MIMCollator:
         return batch
 
 
+def subset(dataset, count: int | None, seed: int = 0):
+    """A seeded random sample of ``count`` rows (all rows when ``count`` is None or larger). Datasets are often
+    sorted by class (the CIFAR-10 parquet is), so "the first N" would be one class."""
+    if count is None or count >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(count)).flatten_indices()
+
+
 def split_train_validation(dataset: Dataset, validation_fraction: float, seed: int = 0) -> DatasetDict:
     """Hold out ``validation_fraction`` of ``dataset`` (only used when no validation set is given)."""
     if not 0 < validation_fraction < 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
 
-from hf_mim.data import LABEL_COLUMN_CANDIDATES, find_column, load_image_dataset, prepare_dataset
+from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import no_weight_decay_names
@@ -134,9 +134,9 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     train_raw = load_image_dataset(args.data, args.train_split)
     eval_raw = load_image_dataset(args.data, args.eval_split)
     if args.max_train_samples:
-        train_raw = train_raw.select(range(min(args.max_train_samples, len(train_raw))))
+        train_raw = subset(train_raw, args.max_train_samples)
     if args.max_eval_samples:
-        eval_raw = eval_raw.select(range(min(args.max_eval_samples, len(eval_raw))))
+        eval_raw = subset(eval_raw, args.max_eval_samples)
     label_column = find_column(train_raw, LABEL_COLUMN_CANDIDATES, "label", explicit=args.label_column)
     feature = train_raw.features[label_column]
     label_names = getattr(feature, "names", None)
@@ -144,8 +144,6 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     train = prepare_dataset(train_raw, processor, True, args.image_column, label_column, True, (args.crop_scale_min, 1.0))
     evaluation = prepare_dataset(eval_raw, processor, False, args.image_column, label_column, True)
     model = load_classifier(args, label_names, num_labels)
-    from hf_mim.data import MIMCollator
-
     trainer = FinetuneTrainer(
         model=model,
         args=training_args,

@@ -15,13 +15,14 @@ from transformers import AutoModelForPreTraining
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mim.data import (
+    IMAGE_COLUMN_CANDIDATES,
     DataError,
     MIMCollator,
     find_column,
-    IMAGE_COLUMN_CANDIDATES,
     load_image_dataset,
     open_image,
     prepare_dataset,
+    subset,
 )
 from hf_mim.registry import get_method
 from hf_mim.training.arguments import MIMTrainingArguments
@@ -77,7 +78,7 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     statistics of non-ImageNet data such as grayscale or multispectral sets)."""
     mode = {1: "L", 3: "RGB"}.get(num_channels)
     total, total_sq, count = torch.zeros(num_channels, dtype=torch.float64), torch.zeros(num_channels, dtype=torch.float64), 0
-    rows = dataset.select(range(min(limit, len(dataset)))) if hasattr(dataset, "select") else dataset.take(limit)
+    rows = subset(dataset, limit) if hasattr(dataset, "select") else dataset.take(limit)
     for row in rows:
         image = open_image(row[image_column])
         image = image.convert(mode) if mode and image.mode != mode else image
@@ -123,7 +124,7 @@ def build_model_and_processor(args: PretrainArguments, train_dataset, image_colu
 def load_training_data(args: PretrainArguments, training_args: MIMTrainingArguments):
     train = load_image_dataset(args.data, split=args.train_split, streaming=args.streaming)
     if args.max_train_samples is not None and not args.streaming:
-        train = train.select(range(min(args.max_train_samples, len(train))))
+        train = subset(train, args.max_train_samples)
     if args.streaming and training_args.max_steps <= 0:
         raise ValueError("streaming datasets have no length: set --max_steps")
     validation = None
@@ -145,10 +146,9 @@ def probe_datasets(args: PretrainArguments, processor):
     except (ValueError, KeyError):
         parts = train.train_test_split(test_size=min(args.probe_samples, len(train) // 4), seed=0)
         train, test = parts["train"], parts["test"]
-    take = lambda d: d.select(range(min(args.probe_samples, len(d))))  # noqa: E731
     return (
-        prepare_dataset(take(train), processor, train=False, image_column=args.image_column, with_labels=True),
-        prepare_dataset(take(test), processor, train=False, image_column=args.image_column, with_labels=True),
+        prepare_dataset(subset(train, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),
+        prepare_dataset(subset(test, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),
     )
 
 
@@ -161,7 +161,7 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
         callbacks.append(OnlineProbeCallback(probe_train, probe_test, every_n_steps=args.online_probe_steps))
     if args.reconstruction_steps > 0:
         source = args.probe_data if args.probe_data is not None else args.data
-        images = prepare_dataset(load_image_dataset(source, "train").select(range(8)), processor, train=False)
+        images = prepare_dataset(subset(load_image_dataset(source, "train"), 8), processor, train=False)
         pixel_values = torch.stack([images[i]["pixel_values"] for i in range(len(images))])
         callbacks.append(ReconstructionImageCallback(pixel_values, processor, every_n_steps=args.reconstruction_steps))
     return callbacks
