@@ -36,6 +36,25 @@ def eager_attention_forward(
     return output, weights
 
 
+def dispatch_attention(module: nn.Module, query, key, value, attention_bias, **kwargs):
+    """Run the kernel chosen by ``config._attn_implementation`` on ``[B, H, L, d]`` projections; returns the output
+    as ``[B, Lq, H * d]`` and the attention weights (None for fused kernels)."""
+    attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+        module.config._attn_implementation, eager_attention_forward
+    )
+    output, weights = attention_interface(
+        module,
+        query,
+        key,
+        value,
+        attention_bias,
+        dropout=module.attn_drop if module.training else 0.0,
+        scaling=module.scaling,
+        **kwargs,
+    )
+    return output.reshape(query.shape[0], query.shape[2], -1), weights
+
+
 def normalize_qkv_bias(qkv_bias: bool | str) -> str:
     """``True`` -> "qkv" (timm/MAE), ``False`` -> "none"; "qv" is BEiT's learnable q and v bias with k bias fixed at 0."""
     if qkv_bias is True:
@@ -81,20 +100,8 @@ class Attention(nn.Module):
         batch, length, dim = hidden_states.shape
         qkv = self.project_qkv(hidden_states).reshape(batch, length, 3, self.num_heads, self.head_dim)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        output, weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_bias,
-            dropout=self.attn_drop if self.training else 0.0,
-            scaling=self.scaling,
-            **kwargs,
-        )
-        return self.proj(output.reshape(batch, length, dim)), weights
+        output, weights = dispatch_attention(self, query, key, value, attention_bias, **kwargs)
+        return self.proj(output), weights
 
 
 class CrossAttention(nn.Module):
@@ -125,20 +132,8 @@ class CrossAttention(nn.Module):
         query = self.q(queries).reshape(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
         key = self.k(context).reshape(batch, context.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
         value = self.v(context).reshape(batch, context.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
-        output, weights = attention_interface(
-            self,
-            query,
-            key,
-            value,
-            attention_bias,
-            dropout=self.attn_drop if self.training else 0.0,
-            scaling=self.scaling,
-            **kwargs,
-        )
-        return self.proj(output.reshape(batch, length, dim)), weights
+        output, weights = dispatch_attention(self, query, key, value, attention_bias, **kwargs)
+        return self.proj(output), weights
 
 
 class RelativePositionBias(nn.Module):
