@@ -20,7 +20,7 @@ import torch
 
 import hf_mim
 from hf_mim.data import load_image_dataset, prepare_dataset, subset
-from hf_mim.evaluation.features import extract_features
+from hf_mim.evaluation.features import default_pooling, extract_features
 from hf_mim.evaluation.knn import knn_accuracies
 from hf_mim.evaluation.probe import linear_probe_accuracy
 from hf_mim.training import MIMTrainingArguments
@@ -31,16 +31,22 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar1
 
 
 def evaluate(encoder, processor, data: str, max_train: int | None) -> dict:
+    """kNN and linear-probe accuracy per pooling: the encoder default (cls when it has one) and, for encoders with
+    a cls token, also the mean of patch tokens (short pre-training shapes patch tokens long before the cls token)."""
     train = load_image_dataset(data, "train")
     if max_train:
         train = subset(train, max_train)
     train = prepare_dataset(train, processor, train=False, with_labels=True)
     test = prepare_dataset(load_image_dataset(data, "test"), processor, train=False, with_labels=True)
-    train_x, train_y = extract_features(encoder, train, batch_size=512, desc="train features")
-    test_x, test_y = extract_features(encoder, test, batch_size=512, desc="test features")
-    metrics = knn_accuracies(train_x, train_y, test_x, test_y, ks=(20, 200))
-    metrics["linear_probe_top1"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, epochs=90)
-    return {k: round(v, 4) for k, v in metrics.items()}
+    poolings = [default_pooling(encoder)] + (["mean"] if default_pooling(encoder) == "cls" else [])
+    results = {}
+    for pooling in poolings:
+        train_x, train_y = extract_features(encoder, train, batch_size=512, pooling=pooling, desc="train features")
+        test_x, test_y = extract_features(encoder, test, batch_size=512, pooling=pooling, desc="test features")
+        metrics = knn_accuracies(train_x, train_y, test_x, test_y, ks=(20, 200))
+        metrics["linear_probe_top1"] = linear_probe_accuracy(train_x, train_y, test_x, test_y, epochs=90)
+        results[pooling] = {k: round(v, 4) for k, v in metrics.items()}
+    return results
 
 
 def run_method(method: str, options) -> dict:
@@ -54,7 +60,7 @@ def run_method(method: str, options) -> dict:
     training_args = MIMTrainingArguments(
         output_dir=str(out), num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
         base_learning_rate=options.base_lr, lr_batch_divisor=256, adam_beta2=0.95, weight_decay=0.05,
-        warmup_ratio=0.05, save_strategy="no", logging_steps=50, seed=0, dataloader_num_workers=options.workers,
+        warmup_steps=0.05, save_strategy="no", logging_steps=50, seed=0, dataloader_num_workers=options.workers,
         disable_tqdm=True,
     )
     start = time.time()

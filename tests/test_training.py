@@ -64,6 +64,15 @@ def test_learning_rate_follows_the_mae_rule(tmp_path):
     assert explicit.learning_rate == 3e-4
 
 
+def test_warmup_is_a_fraction_of_the_run(tmp_path):
+    # transformers 5 dropped warmup_ratio; a silently ignored warm-up once made every run start at the peak lr
+    assert MIMTrainingArguments(output_dir=str(tmp_path)).get_warmup_steps(1000) == 50
+    assert MIMTrainingArguments(output_dir=str(tmp_path), warmup_ratio=0.1).get_warmup_steps(1000) == 100
+    assert MIMTrainingArguments(output_dir=str(tmp_path), warmup_steps=7).get_warmup_steps(1000) == 7
+    with pytest.raises(ValueError, match="warmup_ratio"):
+        MIMTrainingArguments(output_dir=str(tmp_path), warmup_ratio=1.5)
+
+
 def test_no_weight_decay_on_biases_norms_tokens_and_positions(tmp_path):
     model = hf_mim.SimMIMForPreTraining(tiny_config("simmim", position_embedding_type="learned"))
     excluded = no_weight_decay_names(model)

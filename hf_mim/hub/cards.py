@@ -80,7 +80,7 @@ def training_summary(checkpoint_dir) -> dict:
             summary.update(
                 learning_rate=args.learning_rate, weight_decay=args.weight_decay,
                 lr_schedule=getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
-                warmup_ratio=args.warmup_ratio, optimizer=getattr(args.optim, "value", args.optim),
+                warmup_steps=args.warmup_steps, optimizer=getattr(args.optim, "value", args.optim),
                 precision="bf16" if args.bf16 else "fp32",
             )
         except Exception:  # noqa: BLE001 - a card must not fail because of an unreadable args file

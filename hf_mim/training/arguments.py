@@ -33,7 +33,11 @@ class MIMTrainingArguments(TrainingArguments):
     weight_decay: float = 0.05
     adam_beta2: float = 0.95
     lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.05
+    # transformers 5 reads a float warmup_steps in [0, 1) as a fraction of the total steps
+    warmup_steps: float = 0.05
+    warmup_ratio: float | None = field(
+        default=None, metadata={"help": "Fraction of steps for linear warm-up (alias of a float --warmup_steps < 1)."}
+    )
     max_grad_norm: float = 1.0
     logging_steps: int = 10
     save_total_limit: int | None = 3
@@ -43,6 +47,10 @@ class MIMTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: bool | None = False
 
     def __post_init__(self):
+        if self.warmup_ratio is not None:
+            if not 0 <= self.warmup_ratio < 1:
+                raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+            self.warmup_steps = self.warmup_ratio
         if self.bf16 is None:
             self.bf16 = bf16_available()
         if not torch.cuda.is_available():
