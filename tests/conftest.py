@@ -41,3 +41,28 @@ def images_rgb32():
 @pytest.fixture(scope="session")
 def images_gray32():
     return real_images(8, 32, 1)
+
+
+# an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a
+# checkpoint (its remote-code bundle) can be used
+BLOCK_HF_MIM = (
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, *args):\n"
+    "        if name == 'hf_mim' or name.startswith('hf_mim.'):\n"
+    "            raise ImportError(f'{name} is blocked in this test')\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+
+
+def run_python(script: str, cwd, env: dict | None = None, block_hf_mim: bool = False, timeout: int = 300):
+    """Run ``script`` in a fresh isolated interpreter (``-I``) in ``cwd``; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-I", "-c", (BLOCK_HF_MIM if block_hf_mim else "") + script],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )

@@ -1,9 +1,6 @@
 """Every registered method: Auto classes, bit-exact save/load, classification transfer, remote code."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,7 +15,7 @@ from transformers import (
 )
 
 import hf_mim
-from tests.conftest import tiny_config
+from tests.conftest import run_python, tiny_config
 
 METHODS = sorted(hf_mim.METHODS)
 
@@ -101,20 +98,7 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
         print("OK", type(processor).__name__)
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    # isolated interpreter (-I) in an empty folder, plus an import hook that makes hf_mim unimportable even though
-    # it is installed here: only the files saved with the checkpoint can be used
-    blocker = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, *args):\n"
-        "        if name == 'hf_mim' or name.startswith('hf_mim.'):\n"
-        "            raise ImportError(f'{name} is blocked in this test')\n"
-        "sys.meta_path.insert(0, Block())\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", blocker + script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    result = run_python(script, tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"},
+                        block_hf_mim=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK MIMImageProcessor" in result.stdout
