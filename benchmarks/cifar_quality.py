@@ -67,6 +67,7 @@ def run_method(method: str, options) -> dict:
     trainer, result = pretrain(args, training_args)
     train_minutes = (time.time() - start) / 60
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    trainer.save_model(str(out))  # kept: the teacher-guided methods distil from this MAE
     model, processor = trainer.model.eval(), trainer.processing_class
     encoder = model.encoder
     trained = evaluate(encoder, processor, options.data, options.eval_train_samples)

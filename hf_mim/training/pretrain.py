@@ -54,7 +54,7 @@ class PretrainArguments:
     image_mean: list[float] | None = field(default=None, metadata={"help": "Per-channel mean (default: estimated)."})
     image_std: list[float] | None = field(default=None, metadata={"help": "Per-channel std (default: estimated)."})
     crop_scale_min: float = field(default=0.2, metadata={"help": "RandomResizedCrop lower scale (MAE: 0.2)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training images."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use a seeded random subset of N training images."})
     online_probe_steps: int = field(
         default=0, metadata={"help": "Every N steps report kNN and linear-probe accuracy on labelled data (0: off)."}
     )
