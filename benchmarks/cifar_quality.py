@@ -55,6 +55,7 @@ def run_method(method: str, options) -> dict:
     args = PretrainArguments(
         method=method, data=options.data, size="demo", crop_scale_min=0.35, image_mean=CIFAR_MEAN,
         image_std=CIFAR_STD, max_train_samples=options.max_train_samples,
+        online_probe_steps=options.online_probe_steps, probe_samples=options.probe_samples,
         config_overrides=json.dumps({"num_channels": 3, **json.loads(options.config_overrides or "{}")}),
     )
     training_args = MIMTrainingArguments(
@@ -71,9 +72,12 @@ def run_method(method: str, options) -> dict:
     model, processor = trainer.model.eval(), trainer.processing_class
     encoder = model.encoder
     trained = evaluate(encoder, processor, options.data, options.eval_train_samples)
-    torch.manual_seed(0)
-    random_encoder = spec.model_class(encoder.config).eval()
-    random_init = evaluate(random_encoder, processor, options.data, options.eval_train_samples)
+    random_init = None
+    if not options.skip_random:
+        torch.manual_seed(0)
+        random_encoder = spec.model_class(encoder.config).eval()
+        random_init = evaluate(random_encoder, processor, options.data, options.eval_train_samples)
+    probes = [c for c in trainer.callback_handler.callbacks if hasattr(c, "history")]
     row = {
         "method": method,
         "epochs": options.epochs,
@@ -84,6 +88,9 @@ def run_method(method: str, options) -> dict:
         "loss_last": round(losses[-1], 4) if losses else None,
         "pretrained": trained,
         "random_init": random_init,
+        "online_probe": probes[0].history if probes else None,
+        "max_train_samples": options.max_train_samples,
+        "eval_train_samples": options.eval_train_samples,
         "encoder_parameters_m": round(sum(p.numel() for p in encoder.parameters()) / 1e6, 2),
     }
     print(json.dumps(row), flush=True)
@@ -100,6 +107,9 @@ def main(argv=None):
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--eval_train_samples", type=int, default=None, help="cap the kNN / probe training set")
     parser.add_argument("--config_overrides", default=None)
+    parser.add_argument("--online_probe_steps", type=int, default=0, help="kNN / probe curve during training (0: off)")
+    parser.add_argument("--probe_samples", type=int, default=5000, help="images per split for the online probe")
+    parser.add_argument("--skip_random", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work_dir", default="outputs/cifar_quality")
     parser.add_argument("--output", default="benchmarks/results/cifar_quality.json")

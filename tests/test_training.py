@@ -23,7 +23,7 @@ def train_args(tmp_path, **kwargs):
 
 
 # tiny encoders with layer scale (SimMIM) need a larger step than the MAE recipe's to move in 60 steps
-BASE_LR = {"simmim": 1e-2}
+BASE_LR = {"simmim": 1e-2, "mp3": 3e-2, "mto": 1e-2, "spark": 3e-2}
 
 
 @pytest.mark.parametrize("method", sorted(hf_mim.METHODS))
