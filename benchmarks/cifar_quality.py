@@ -49,6 +49,31 @@ def evaluate(encoder, processor, data: str, max_train: int | None) -> dict:
     return results
 
 
+def teacher_overrides(method: str, teacher: str | None) -> dict:
+    """Point a teacher-guided method at an hf_mim MAE pre-trained by this benchmark (``--teacher DIR``): same
+    pixels as the student, so no re-normalisation. CIFAR has no contrastive / supervised teacher of ours, so
+    Hybrid Distillation's CL teacher and MR-MAE's single teacher are that MAE too (stated in RESULTS.md)."""
+    if teacher is None:
+        return {}
+    config = json.loads((Path(teacher) / "config.json").read_text())
+    width, depth = config["hidden_size"], config["num_hidden_layers"]
+    common = dict(teacher_name_or_path=teacher, teacher_image_mean=None, teacher_image_std=None, teacher_hidden_size=width)
+    return {
+        "mrmae": {**common, "second_teacher_name_or_path": None},
+        "dmae": {**common, "teacher_align_layers": [max(1, round(0.75 * depth))]},
+        "maskalign": {**common, "teacher_num_hidden_layers": depth},
+        "g2sd": {
+            **common,
+            "teacher_decoder_hidden_size": config["decoder_hidden_size"],
+            "teacher_decoder_layer": config["decoder_num_hidden_layers"],
+        },
+        "hybriddistill": dict(
+            mim_teacher_name_or_path=teacher, mim_teacher_num_hidden_layers=depth, cl_teacher_name_or_path=teacher,
+            cl_teacher_hidden_size=width, cl_teacher_image_mean=None, cl_teacher_image_std=None,
+        ),
+    }.get(method, {})
+
+
 def run_method(method: str, options) -> dict:
     spec = hf_mim.get_method(method)
     out = Path(options.work_dir) / method
@@ -56,7 +81,9 @@ def run_method(method: str, options) -> dict:
         method=method, data=options.data, size="demo", crop_scale_min=0.35, image_mean=CIFAR_MEAN,
         image_std=CIFAR_STD, max_train_samples=options.max_train_samples,
         online_probe_steps=options.online_probe_steps, probe_samples=options.probe_samples,
-        config_overrides=json.dumps({"num_channels": 3, **json.loads(options.config_overrides or "{}")}),
+        config_overrides=json.dumps(
+            {"num_channels": 3, **teacher_overrides(method, options.teacher), **json.loads(options.config_overrides or "{}")}
+        ),
     )
     training_args = MIMTrainingArguments(
         output_dir=str(out), num_train_epochs=options.epochs, per_device_train_batch_size=options.batch_size,
@@ -91,6 +118,7 @@ def run_method(method: str, options) -> dict:
         "online_probe": probes[0].history if probes else None,
         "max_train_samples": options.max_train_samples,
         "eval_train_samples": options.eval_train_samples,
+        "teacher": options.teacher if teacher_overrides(method, options.teacher) else None,
         "encoder_parameters_m": round(sum(p.numel() for p in encoder.parameters()) / 1e6, 2),
     }
     print(json.dumps(row), flush=True)
@@ -109,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--config_overrides", default=None)
     parser.add_argument("--online_probe_steps", type=int, default=0, help="kNN / probe curve during training (0: off)")
     parser.add_argument("--probe_samples", type=int, default=5000, help="images per split for the online probe")
+    parser.add_argument("--teacher", default=None, help="hf_mim MAE checkpoint for the teacher-guided methods")
     parser.add_argument("--skip_random", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work_dir", default="outputs/cifar_quality")
@@ -120,7 +149,11 @@ def main(argv=None):
     output = Path(options.output)
     previous = json.loads(output.read_text()) if output.exists() else []
     for method in options.methods:
-        rows.append(run_method(method, options))
+        try:
+            rows.append(run_method(method, options))
+        except Exception as error:  # one broken method must not cost the other rows
+            print(f"{method} failed: {error!r}", flush=True)
+            rows.append({"method": method, "error": repr(error)})
         merged = [r for r in previous if r["method"] not in {row["method"] for row in rows}] + rows
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(merged, indent=2) + "\n")

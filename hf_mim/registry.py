@@ -11,7 +11,6 @@ import pkgutil
 from dataclasses import dataclass, field
 
 import torch
-
 from transformers import (
     AutoConfig,
     AutoImageProcessor,

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from transformers import AutoModel
 
 import hf_mim

@@ -1,7 +1,6 @@
 """Converters: random state dicts written in each official key layout, converted, and checked numerically
 against an independent functional forward that reads the official keys directly."""
 
-import math
 
 import pytest
 import torch

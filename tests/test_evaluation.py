@@ -1,4 +1,3 @@
-import json
 
 import pytest
 import torch
@@ -6,8 +5,13 @@ from transformers import AutoModelForImageClassification
 
 import hf_mim
 from hf_mim.data import MIMCollator, load_image_dataset, prepare_dataset
-from hf_mim.evaluation.features import extract_features, pool_features
-from hf_mim.evaluation.finetune import FinetuneArguments, finetune, finetune_training_arguments, layer_decay_parameter_groups
+from hf_mim.evaluation.features import pool_features
+from hf_mim.evaluation.finetune import (
+    FinetuneArguments,
+    finetune,
+    finetune_training_arguments,
+    layer_decay_parameter_groups,
+)
 from hf_mim.evaluation.knn import knn_accuracies, knn_predict
 from hf_mim.evaluation.metrics import Accuracy
 from hf_mim.evaluation.probe import linear_probe_accuracy

@@ -9,7 +9,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-
 import torch
 from transformers import AutoModelForPreTraining
 from transformers.trainer_utils import get_last_checkpoint

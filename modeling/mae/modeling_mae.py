@@ -10,8 +10,7 @@ Follows facebookresearch/mae ``models_mae.py`` (``random_masking``, ``forward_en
 import torch
 
 from .mim_layers_decoder import MAEDecoder
-from .mim_layers_patch_embed import normalize_patches, patchify, unpatchify
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
+from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, PixelTargetMixin
 from .configuration_mae import MAEConfig
 
 
@@ -32,39 +31,13 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return (per_patch * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-class MAEForPreTraining(MAEPreTrainedModel):
+class MAEForPreTraining(PixelTargetMixin, MAEPreTrainedModel):
 
     def __init__(self, config: MAEConfig):
         super().__init__(config)
         self.encoder = MAEModel(config)
-        self.decoder = MAEDecoder(
-            config,
-            encoder_dim=config.hidden_size,
-            dim=config.decoder_hidden_size,
-            depth=config.decoder_num_hidden_layers,
-            num_heads=config.decoder_num_attention_heads,
-            intermediate_size=config.decoder_intermediate_size,
-            grid_size=config.grid_size,
-            output_dim=config.patch_size**2 * config.num_channels,
-            has_cls_token=config.use_cls_token,
-            pos_embed_layout=config.pos_embed_layout,
-            layer_norm_eps=config.layer_norm_eps,
-            qkv_bias=config.qkv_bias,
-        )
+        self.decoder = MAEDecoder.from_config(config)
         self.post_init()
-
-    def target(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patches = patchify(pixel_values, self.config.patch_size)
-        return normalize_patches(patches)[0] if self.config.norm_pix_loss else patches
-
-    def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Map predictions back to (processor-normalised) image space, undoing ``norm_pix_loss`` with the
-        per-patch statistics of ``pixel_values``; used for reconstruction images."""
-        if self.config.norm_pix_loss:
-            _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
-            logits = logits * (var + 1e-6) ** 0.5 + mean
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-        return unpatchify(logits, self.config.patch_size, grid, self.config.num_channels)
 
     def forward(
         self,

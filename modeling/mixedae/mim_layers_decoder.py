@@ -49,6 +49,25 @@ class MAEDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.pred = nn.Linear(dim, output_dim)
 
+    @classmethod
+    def from_config(cls, config, **overrides) -> "MAEDecoder":
+        """The decoder an MAE-style config describes (``decoder_*`` fields); ``overrides`` replace single arguments
+        (e.g. ``depth=0`` for a subclass that builds its own blocks)."""
+        arguments = dict(
+            encoder_dim=config.hidden_size,
+            dim=config.decoder_hidden_size,
+            depth=config.decoder_num_hidden_layers,
+            num_heads=config.decoder_num_attention_heads,
+            intermediate_size=config.decoder_intermediate_size,
+            grid_size=config.grid_size,
+            output_dim=config.patch_size**2 * config.num_channels,
+            has_cls_token=config.use_cls_token,
+            pos_embed_layout=config.pos_embed_layout,
+            layer_norm_eps=config.layer_norm_eps,
+            qkv_bias=config.qkv_bias,
+        )
+        return cls(config, **{**arguments, **overrides})
+
     def sincos_table(self, grid_size=None) -> torch.Tensor:
         return sincos_2d(
             grid_size or self.grid_size, self.pos_embed.shape[-1], self.pos_embed_layout, cls_token=self.has_cls_token

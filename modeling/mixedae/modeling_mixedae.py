@@ -31,9 +31,8 @@ point the paper leaves open is a choice made here and marked below:
 import torch
 
 from .mim_layers_decoder import MAEDecoder
-from .mim_layers_patch_embed import normalize_patches, patchify, unpatchify
 from .mim_masking_core import gather_tokens, mask_from_bool, random_noise
-from .mim_modeling_utils import MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
+from .mim_modeling_utils import MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, PixelTargetMixin
 from .modeling_mae import masked_mse
 from .configuration_mixedae import MixedAEConfig
 from .mixing_mixedae import check_source_ids, homologous_contrastive_loss, mix_tokens, source_ids_from_noise, topk_attention_bias, unmix_mask
@@ -98,37 +97,12 @@ class MixedAEModel(MixedAEPreTrainedModel, MIMViTModel):
         return topk_attention_bias(logits, k).to(hidden.dtype)
 
 
-class MixedAEForPreTraining(MixedAEPreTrainedModel):
+class MixedAEForPreTraining(PixelTargetMixin, MixedAEPreTrainedModel):
     def __init__(self, config: MixedAEConfig):
         super().__init__(config)
         self.encoder = MixedAEModel(config)
-        self.decoder = MAEDecoder(
-            config,
-            encoder_dim=config.hidden_size,
-            dim=config.decoder_hidden_size,
-            depth=config.decoder_num_hidden_layers,
-            num_heads=config.decoder_num_attention_heads,
-            intermediate_size=config.decoder_intermediate_size,
-            grid_size=config.grid_size,
-            output_dim=config.patch_size**2 * config.num_channels,
-            has_cls_token=config.use_cls_token,
-            pos_embed_layout=config.pos_embed_layout,
-            layer_norm_eps=config.layer_norm_eps,
-            qkv_bias=config.qkv_bias,
-        )
+        self.decoder = MAEDecoder.from_config(config)
         self.post_init()
-
-    def target(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patches = patchify(pixel_values, self.config.patch_size)
-        return normalize_patches(patches)[0] if self.config.norm_pix_loss else patches
-
-    def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Predictions in (processor-normalised) image space, undoing ``norm_pix_loss`` per patch."""
-        if self.config.norm_pix_loss:
-            _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
-            logits = logits * (var + 1e-6) ** 0.5 + mean
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-        return unpatchify(logits, self.config.patch_size, grid, self.config.num_channels)
 
     def draw_source_ids(self, num_groups: int, num_patches: int, device) -> torch.Tensor:
         noise = random_noise(num_groups, num_patches, device=device, generator=self.mask_rng)

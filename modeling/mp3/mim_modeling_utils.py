@@ -18,10 +18,10 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import ModelOutput
 
 from .mim_configuration_utils import MIMViTConfig
-from .mim_layers_attention import Attention, CrossAttention, RelativePositionBias
+from .mim_layers_attention import Attention, RelativePositionBias
 from .mim_layers_block import LayerScale, TransformerBlock
 from .mim_layers_decoder import MAEDecoder
-from .mim_layers_patch_embed import PatchEmbed
+from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
 from .mim_masking_core import MaskInfo, gather_tokens, mask_from_bool, mask_from_noise, random_noise
 
@@ -214,6 +214,24 @@ class MIMPreTrainedModel(PreTrainedModel):
             except ImportError:  # running from an exported bundle: transformers copies the code itself
                 return
             attach_remote_code(self, save_directory)
+
+
+class PixelTargetMixin:
+    """For models that regress (optionally per-patch normalised) pixels of patches, as MAE: the loss target and
+    the way back from predictions to images (reconstruction grids), shared by every MAE-style method."""
+
+    def target(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        patches = patchify(pixel_values, self.config.patch_size)
+        return normalize_patches(patches)[0] if self.config.norm_pix_loss else patches
+
+    def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Map predictions back to (processor-normalised) image space, undoing ``norm_pix_loss`` with the
+        per-patch statistics of ``pixel_values``; used for reconstruction images."""
+        if self.config.norm_pix_loss:
+            _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
+            logits = logits * (var + 1e-6) ** 0.5 + mean
+        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        return unpatchify(logits, self.config.patch_size, grid, self.config.num_channels)
 
 
 class MIMViTModel(MIMPreTrainedModel):

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, MIMEncoderOutput, torch_default_init_
 from .mim_layers_patch_embed import PatchEmbed
+from .mim_modeling_utils import MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, torch_default_init_
 from .configuration_mp3 import MP3Config
 
 

@@ -17,12 +17,12 @@ import torch
 from torch import nn
 
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.layers.patch_embed import normalize_patches, patchify, unpatchify
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
     MIMViTForImageClassification,
     MIMViTModel,
+    PixelTargetMixin,
 )
 from hf_mim.models.dmae.configuration_dmae import DMAEConfig
 from hf_mim.models.mae.modeling_mae import masked_mse
@@ -60,7 +60,7 @@ def build_projection(kind: str, student_dim: int, teacher_dim: int) -> nn.Module
     return nn.Sequential(DMAEMlp(student_dim, teacher_dim, teacher_dim), DMAEMlp(teacher_dim, teacher_dim, teacher_dim))
 
 
-class DMAEForPreTraining(TeacherHolderMixin, DMAEPreTrainedModel):
+class DMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, DMAEPreTrainedModel):
     """MAE + intermediate-feature distillation. Optional ``teacher`` (module / path / config dict) overrides the
     config's teacher for this instance (not saved)."""
 
@@ -69,20 +69,7 @@ class DMAEForPreTraining(TeacherHolderMixin, DMAEPreTrainedModel):
     def __init__(self, config: DMAEConfig, teacher=None):
         super().__init__(config)
         self.encoder = DMAEModel(config)
-        self.decoder = MAEDecoder(
-            config,
-            encoder_dim=config.hidden_size,
-            dim=config.decoder_hidden_size,
-            depth=config.decoder_num_hidden_layers,
-            num_heads=config.decoder_num_attention_heads,
-            intermediate_size=config.decoder_intermediate_size,
-            grid_size=config.grid_size,
-            output_dim=config.patch_size**2 * config.num_channels,
-            has_cls_token=config.use_cls_token,
-            pos_embed_layout=config.pos_embed_layout,
-            layer_norm_eps=config.layer_norm_eps,
-            qkv_bias=config.qkv_bias,
-        )
+        self.decoder = MAEDecoder.from_config(config)
         self.projections = nn.ModuleList(
             [
                 build_projection(config.projection_type, config.hidden_size, config.teacher_hidden_size)
@@ -94,17 +81,6 @@ class DMAEForPreTraining(TeacherHolderMixin, DMAEPreTrainedModel):
 
     def teacher_kwargs(self, name: str) -> dict:
         return {"num_layers": max(self.config.teacher_align_layers)}
-
-    def target(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patches = patchify(pixel_values, self.config.patch_size)
-        return normalize_patches(patches)[0] if self.config.norm_pix_loss else patches
-
-    def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self.config.norm_pix_loss:
-            _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
-            logits = logits * (var + 1e-6) ** 0.5 + mean
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-        return unpatchify(logits, self.config.patch_size, grid, self.config.num_channels)
 
     def distillation_terms(self, student_hidden, teacher_hidden) -> dict[str, torch.Tensor]:
         """One term per aligned pair: loss(normalize(T_j), normalize(P_j(S_i))) over cls + visible tokens."""

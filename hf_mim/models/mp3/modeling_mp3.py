@@ -29,15 +29,15 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
+from hf_mim.layers.patch_embed import PatchEmbed
 from hf_mim.modeling_utils import (
+    MIMEncoderOutput,
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
     MIMViTForImageClassification,
     MIMViTModel,
-    MIMEncoderOutput,
     torch_default_init_,
 )
-from hf_mim.layers.patch_embed import PatchEmbed
 from hf_mim.models.mp3.configuration_mp3 import MP3Config
 
 

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.layers.patch_embed import normalize_patches, patchify, unpatchify
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
     MIMViTForImageClassification,
     MIMViTModel,
+    PixelTargetMixin,
 )
 from hf_mim.models.mae.modeling_mae import masked_mse
 from hf_mim.models.mrmae.configuration_mrmae import MRMAEConfig
@@ -55,7 +55,7 @@ class MRMAEModel(MRMAEPreTrainedModel, MIMViTModel):
     _keys_to_ignore_on_load_unexpected = [r"^decoder\.", r"^mimic_heads\.", r"^frozen_"]
 
 
-class MRMAEForPreTraining(TeacherHolderMixin, MRMAEPreTrainedModel):
+class MRMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, MRMAEPreTrainedModel):
     """MAE + feature mimicking. Optional constructor arguments ``teacher`` / ``second_teacher`` (modules, paths
     or config dicts) override the config's teachers for this instance (they are not saved)."""
 
@@ -64,20 +64,7 @@ class MRMAEForPreTraining(TeacherHolderMixin, MRMAEPreTrainedModel):
     def __init__(self, config: MRMAEConfig, teacher=None, second_teacher=None):
         super().__init__(config)
         self.encoder = MRMAEModel(config)
-        self.decoder = MAEDecoder(
-            config,
-            encoder_dim=config.hidden_size,
-            dim=config.decoder_hidden_size,
-            depth=config.decoder_num_hidden_layers,
-            num_heads=config.decoder_num_attention_heads,
-            intermediate_size=config.decoder_intermediate_size,
-            grid_size=config.grid_size,
-            output_dim=config.patch_size**2 * config.num_channels,
-            has_cls_token=config.use_cls_token,
-            pos_embed_layout=config.pos_embed_layout,
-            layer_norm_eps=config.layer_norm_eps,
-            qkv_bias=config.qkv_bias,
-        )
+        self.decoder = MAEDecoder.from_config(config)
         heads = {"teacher": nn.Linear(config.hidden_size, config.teacher_hidden_size)}
         if config.second_teacher_name_or_path is not None or second_teacher is not None:
             heads["second_teacher"] = nn.Linear(config.hidden_size, config.second_teacher_hidden_size)
@@ -91,18 +78,6 @@ class MRMAEForPreTraining(TeacherHolderMixin, MRMAEPreTrainedModel):
 
     def active_teachers(self) -> list[str]:
         return list(self.mimic_heads.keys())
-
-    def target(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patches = patchify(pixel_values, self.config.patch_size)
-        return normalize_patches(patches)[0] if self.config.norm_pix_loss else patches
-
-    def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Predictions back in (processor-normalised) image space (undoes ``norm_pix_loss``)."""
-        if self.config.norm_pix_loss:
-            _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
-            logits = logits * (var + 1e-6) ** 0.5 + mean
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-        return unpatchify(logits, self.config.patch_size, grid, self.config.num_channels)
 
     def teacher_targets(self, teacher_output, ids_keep: torch.Tensor, num_patches: int) -> torch.Tensor:
         """Whitened teacher features of the full image at the visible patches ``[B, K, D_t]``."""

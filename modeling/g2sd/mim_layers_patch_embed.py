@@ -1,0 +1,89 @@
+# Generated from hf_mim.layers.patch_embed by scripts/export_modeling.py (hf_mim 0.1.0). Do not edit: change hf_mim and
+# re-export. This copy lets checkpoints load with trust_remote_code=True where hf_mim is not installed.
+"""Patch embedding and the patchify / unpatchify pair used by every pixel-reconstruction target."""
+
+import torch
+from torch import nn
+
+
+def to_2tuple(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) != 2:
+        raise ValueError(f"expected an int or a pair, got {value!r}")
+    return (int(value[0]), int(value[1]))
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping ``patch_size`` convolution: ``[B, C, H, W] -> [B, (H/p)*(W/p), D]`` in raster order."""
+
+    def __init__(self, image_size, patch_size, num_channels: int, hidden_size: int):
+        super().__init__()
+        self.image_size = to_2tuple(image_size)
+        self.patch_size = to_2tuple(patch_size)
+        self.num_channels = num_channels
+        self.grid_size = (self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(num_channels, hidden_size, kernel_size=self.patch_size, stride=self.patch_size)
+
+    def check_input(self, pixel_values: torch.Tensor, allow_other_size: bool = False) -> tuple[int, int]:
+        """Validate ``pixel_values`` and return its patch grid; errors name the problem and the fix."""
+        if pixel_values.ndim != 4:
+            raise ValueError(
+                f"pixel_values must have shape [batch, channels, height, width], got {tuple(pixel_values.shape)}"
+            )
+        _, channels, height, width = pixel_values.shape
+        if channels != self.num_channels:
+            raise ValueError(
+                f"pixel_values has {channels} channel(s) but the model expects {self.num_channels} "
+                f"(config.num_channels). Convert the images (e.g. RGB vs grayscale) or build the model with "
+                f"num_channels={channels}."
+            )
+        if (height, width) != self.image_size:
+            if not allow_other_size:
+                raise ValueError(
+                    f"input image size {height}x{width} does not match the model ({self.image_size[0]}x"
+                    f"{self.image_size[1]}). Resize the images (the image processor does this) or pass "
+                    f"interpolate_pos_encoding=True."
+                )
+            if height % self.patch_size[0] or width % self.patch_size[1]:
+                raise ValueError(
+                    f"input image size {height}x{width} is not divisible by the patch size {self.patch_size}"
+                )
+        return height // self.patch_size[0], width // self.patch_size[1]
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+
+
+def patchify(pixel_values: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``[B, C, H, W] -> [B, L, p*p*C]``; within a patch the order is (row, col, channel), channel fastest,
+    exactly as the official MAE ``patchify``."""
+    batch, channels, height, width = pixel_values.shape
+    if height % patch_size or width % patch_size:
+        raise ValueError(f"image size {height}x{width} is not divisible by patch size {patch_size}")
+    grid_h, grid_w = height // patch_size, width // patch_size
+    x = pixel_values.reshape(batch, channels, grid_h, patch_size, grid_w, patch_size)
+    x = x.permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(batch, grid_h * grid_w, patch_size * patch_size * channels)
+
+
+def unpatchify(patches: torch.Tensor, patch_size: int, grid_size: tuple[int, int], num_channels: int) -> torch.Tensor:
+    """Inverse of :func:`patchify`: ``[B, L, p*p*C] -> [B, C, H, W]``."""
+    batch = patches.shape[0]
+    grid_h, grid_w = grid_size
+    if grid_h * grid_w != patches.shape[1]:
+        raise ValueError(f"{patches.shape[1]} patches do not fill a {grid_h}x{grid_w} grid")
+    x = patches.reshape(batch, grid_h, grid_w, patch_size, patch_size, num_channels)
+    x = x.permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(batch, num_channels, grid_h * patch_size, grid_w * patch_size)
+
+
+def normalize_patches(target: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE's ``norm_pix_loss`` target: per-patch mean and *unbiased* variance, eps inside the square root.
+
+    Returns ``(normalized, mean, var)`` so reconstructions can be mapped back to pixels for visualisation.
+    """
+    mean = target.mean(dim=-1, keepdim=True)
+    var = target.var(dim=-1, keepdim=True)
+    return (target - mean) / (var + eps) ** 0.5, mean, var
