@@ -63,3 +63,17 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "reconstructions.png").exists()
     assert (tmp_path / "demo" / "model.safetensors").exists() and (tmp_path / "demo" / "modeling_mae.py").exists()
     assert "kNN top-1 (k=20)" in out and "reconstructions" in out
+
+
+@pytest.mark.parametrize("method", ["croco", "cropmae"])
+def test_visualize_gives_two_view_methods_their_second_view(method, tmp_path):
+    """CroCo needs a reference view and CropMAE a global crop: visualize builds them with the method's own
+    evaluation transform instead of failing on a single image."""
+    spec = hf_mim.get_method(method)
+    model = spec.pretraining_class(spec.make_config("tiny", num_channels=1))
+    model.save_pretrained(tmp_path / "model")
+    spec.make_processor(model.config).save_pretrained(tmp_path / "model")
+    main(["visualize", str(tmp_path / "model"), "demo", "--output", str(tmp_path / "grid.png"), "--max_images", "2"])
+    from PIL import Image
+
+    assert Image.open(tmp_path / "grid.png").size[1] > 2 * 96

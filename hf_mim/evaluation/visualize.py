@@ -102,6 +102,18 @@ def reconstruction_grid(recon: Reconstruction, processor, min_side: int = 96, ma
     return canvas
 
 
+def evaluation_inputs(model, processor, images) -> dict:
+    """Stacked ``forward`` inputs for PIL ``images`` through the method's own evaluation transform, so methods with
+    a second view (CroCo's reference, CropMAE's global crop) get it too."""
+    from hf_mim.registry import method_for_config
+
+    transform = method_for_config(model.config).make_transform(processor, train=False)
+    items = [transform(image) for image in images]
+    if isinstance(items[0], dict):
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    return {"pixel_values": torch.stack(items)}
+
+
 def save_reconstruction_grid(model, processor, pixel_values: torch.Tensor, path, **mask_inputs) -> Reconstruction:
     recon = reconstruct(model, pixel_values, **mask_inputs)
     reconstruction_grid(recon, processor).save(path)
@@ -139,14 +151,12 @@ def visualize_checkpoint(checkpoint, sources, output, mask_ratio=None, max_image
 
     from transformers import AutoImageProcessor, AutoModelForPreTraining
 
-    from hf_mim.data import build_transform
 
     model = AutoModelForPreTraining.from_pretrained(checkpoint).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint)
-    transform = build_transform(processor, train=False)
-    pixel_values = torch.stack([transform(image) for image in _collect_images(list(sources), max_images)])
+    mask_inputs = evaluation_inputs(model, processor, _collect_images(list(sources), max_images))
+    pixel_values = mask_inputs.pop("pixel_values")
     model.mask_rng = torch.Generator().manual_seed(seed)
-    mask_inputs = {}
     if mask_ratio is not None:
         if "mask_ratio" not in inspect.signature(model.forward).parameters:
             raise ValueError(f"{type(model).__name__} has no mask_ratio argument; change the config instead")

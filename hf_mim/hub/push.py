@@ -43,17 +43,17 @@ def reconstruction_image(checkpoint_dir: Path, target: Path, seed: int = 0) -> b
     """Write ``target`` from bundled demo images when the checkpoint is a pixel-reconstruction model."""
     from transformers import AutoImageProcessor, AutoModelForPreTraining
 
-    from hf_mim.data import build_transform, load_image_dataset, open_image
-    from hf_mim.evaluation.visualize import save_reconstruction_grid
+    from hf_mim.data import load_image_dataset, open_image
+    from hf_mim.evaluation.visualize import evaluation_inputs, save_reconstruction_grid
 
     model = AutoModelForPreTraining.from_pretrained(checkpoint_dir).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint_dir)
-    transform = build_transform(processor, train=False)
     images = load_image_dataset(None, "test")
-    pixel_values = torch.stack([transform(open_image(images[i * 125]["image"])) for i in range(8)])
+    inputs = evaluation_inputs(model, processor, [open_image(images[i * 125]["image"]) for i in range(8)])
+    pixel_values = inputs.pop("pixel_values")
     model.mask_rng = torch.Generator().manual_seed(seed)
     try:
-        save_reconstruction_grid(model, processor, pixel_values, target)
+        save_reconstruction_grid(model, processor, pixel_values, target, **inputs)
     except ValueError as error:  # the model predicts no pixels (e.g. feature distillation)
         logger.info("no reconstruction image: %s", error)
         return False

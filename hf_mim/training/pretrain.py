@@ -81,7 +81,7 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     for row in rows:
         image = open_image(row[image_column])
         image = image.convert(mode) if mode and image.mode != mode else image
-        pixels = torch.as_tensor(np.asarray(image), dtype=torch.float64).reshape(-1, num_channels) / 255.0
+        pixels = torch.tensor(np.asarray(image), dtype=torch.float64).reshape(-1, num_channels) / 255.0
         total += pixels.sum(0)
         total_sq += (pixels**2).sum(0)
         count += pixels.shape[0]
