@@ -30,7 +30,7 @@ CIFAR_MEAN, CIFAR_STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 
 
-def evaluate(encoder, processor, data: str, max_train: int | None) -> dict:
+def evaluate(encoder, processor, data: str, max_train: int | None, mean_too: bool = True) -> dict:
     """kNN and linear-probe accuracy per pooling: the encoder default (cls when it has one) and, for encoders with
     a cls token, also the mean of patch tokens (short pre-training shapes patch tokens long before the cls token)."""
     train = load_image_dataset(data, "train")
@@ -38,7 +38,7 @@ def evaluate(encoder, processor, data: str, max_train: int | None) -> dict:
         train = subset(train, max_train)
     train = prepare_dataset(train, processor, train=False, with_labels=True)
     test = prepare_dataset(load_image_dataset(data, "test"), processor, train=False, with_labels=True)
-    poolings = [default_pooling(encoder)] + (["mean"] if default_pooling(encoder) == "cls" else [])
+    poolings = [default_pooling(encoder)] + (["mean"] if mean_too and default_pooling(encoder) == "cls" else [])
     results = {}
     for pooling in poolings:
         train_x, train_y = extract_features(encoder, train, batch_size=512, pooling=pooling, desc="train features")
@@ -98,12 +98,14 @@ def run_method(method: str, options) -> dict:
     trainer.save_model(str(out))  # kept: the teacher-guided methods distil from this MAE
     model, processor = trainer.model.eval(), trainer.processing_class
     encoder = model.encoder
-    trained = evaluate(encoder, processor, options.data, options.eval_train_samples)
+    trained = evaluate(encoder, processor, options.data, options.eval_train_samples, not options.default_pooling_only)
     random_init = None
     if not options.skip_random:
         torch.manual_seed(0)
         random_encoder = spec.model_class(encoder.config).eval()
-        random_init = evaluate(random_encoder, processor, options.data, options.eval_train_samples)
+        random_init = evaluate(
+            random_encoder, processor, options.data, options.eval_train_samples, not options.default_pooling_only
+        )
     probes = [c for c in trainer.callback_handler.callbacks if hasattr(c, "history")]
     row = {
         "method": method,
@@ -138,6 +140,7 @@ def main(argv=None):
     parser.add_argument("--online_probe_steps", type=int, default=0, help="kNN / probe curve during training (0: off)")
     parser.add_argument("--probe_samples", type=int, default=5000, help="images per split for the online probe")
     parser.add_argument("--teacher", default=None, help="hf_mim MAE checkpoint for the teacher-guided methods")
+    parser.add_argument("--default_pooling_only", action="store_true", help="skip the extra mean-pooling evaluation")
     parser.add_argument("--skip_random", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work_dir", default="outputs/cifar_quality")
