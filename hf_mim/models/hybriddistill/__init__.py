@@ -44,7 +44,7 @@ METHOD = MethodSpec(
     classification_class=HybridDistillForImageClassification,
     paper="Hybrid Distillation: Connecting Masked Autoencoders with Contrastive Learners (Shi et al., ICLR 2024)",
     paper_url="https://arxiv.org/abs/2306.15876",
-    license="apache-2.0",
+    license="apache-2.0",  # no official code or weights were released: hf_mim's own licence
     tiny_config=TINY,
     demo_config=DEMO,
     # no official code / recipe released: the feature-distillation recipe (blr 1.5e-4 per 256, AdamW, wd 0.05) is
