@@ -151,15 +151,14 @@ def visualize_checkpoint(checkpoint, sources, output, mask_ratio=None, max_image
 
     from transformers import AutoImageProcessor, AutoModelForPreTraining
 
-
     model = AutoModelForPreTraining.from_pretrained(checkpoint).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint)
-    mask_inputs = evaluation_inputs(model, processor, _collect_images(list(sources), max_images))
-    pixel_values = mask_inputs.pop("pixel_values")
+    inputs = evaluation_inputs(model, processor, _collect_images(list(sources), max_images))
+    pixel_values = inputs.pop("pixel_values")
     model.mask_rng = torch.Generator().manual_seed(seed)
     if mask_ratio is not None:
         if "mask_ratio" not in inspect.signature(model.forward).parameters:
             raise ValueError(f"{type(model).__name__} has no mask_ratio argument; change the config instead")
-        mask_inputs["mask_ratio"] = mask_ratio
-    save_reconstruction_grid(model, processor, pixel_values, output, **mask_inputs)
+        inputs["mask_ratio"] = mask_ratio
+    save_reconstruction_grid(model, processor, pixel_values, output, **inputs)
     return output
