@@ -58,13 +58,12 @@ class MAEForPreTraining(PixelTargetMixin, MAEPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        if noise is None and bool_masked_pos is None:
-            if ratio == 0:
-                raise ValueError("MAE pre-training needs a mask: set mask_ratio > 0 or pass noise / bool_masked_pos")
-            if pixel_values is None:
-                raise ValueError("pixel_values is required")
-            grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-            noise = self.draw_noise(pixel_values.shape[0], grid[0] * grid[1], pixel_values.device)
+        if pixel_values is None:
+            raise ValueError("pixel_values is required")
+        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        noise = self.noise_or_draw(
+            noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
+        )
         encoded = self.encoder(
             pixel_values,
             noise=noise,

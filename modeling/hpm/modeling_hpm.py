@@ -182,23 +182,6 @@ class HPMModel(HPMPreTrainedModel, MAEModel):
     _keys_to_ignore_on_load_unexpected = [r"^(decoder|teacher_encoder|teacher_decoder)\."]
 
 
-def build_decoder(config: HPMConfig, reconstructor: bool = True) -> HPMDecoder:
-    return HPMDecoder(
-        config,
-        reconstructor=reconstructor,
-        encoder_dim=config.hidden_size,
-        dim=config.decoder_hidden_size,
-        depth=config.decoder_num_hidden_layers,
-        num_heads=config.decoder_num_attention_heads,
-        intermediate_size=config.decoder_intermediate_size,
-        grid_size=config.grid_size,
-        output_dim=config.patch_size**2 * config.num_channels,
-        has_cls_token=config.use_cls_token,
-        pos_embed_layout=config.pos_embed_layout,
-        layer_norm_eps=config.layer_norm_eps,
-        qkv_bias=config.qkv_bias,
-    )
-
 
 class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
     """MAE + loss predictor + EMA teacher. ``begin_training_step`` sets the share of hard patches in the mask,
@@ -207,10 +190,10 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
     def __init__(self, config: HPMConfig):
         super(MAEForPreTraining, self).__init__(config)  # MAEForPreTraining.__init__ would build MAE's decoder
         self.encoder = HPMModel(config)
-        self.decoder = build_decoder(config)
+        self.decoder = HPMDecoder.from_config(config)
         # EMA teacher (official timm ModelEma): updated by end_training_step, never by the optimizer
         self.teacher_encoder = HPMModel(config)
-        self.teacher_decoder = build_decoder(config, reconstructor=False)
+        self.teacher_decoder = HPMDecoder.from_config(config, reconstructor=False)
         self.teacher_encoder.requires_grad_(False)
         self.teacher_decoder.requires_grad_(False)
         self.hard_patch_fraction = 0.0  # set from training progress by begin_training_step

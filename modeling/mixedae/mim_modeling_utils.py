@@ -160,6 +160,16 @@ class MIMPreTrainedModel(PreTrainedModel):
     def draw_noise(self, batch_size: int, num_patches: int, device) -> torch.Tensor:
         return random_noise(batch_size, num_patches, device=device, generator=self.mask_rng)
 
+    def noise_or_draw(self, noise, bool_masked_pos, ratio: float, batch_size: int, num_patches: int, device):
+        """The ``noise`` a pre-training forward uses: a given mask (``noise`` or ``bool_masked_pos``) wins, else
+        noise is drawn from ``mask_rng``; drawing needs ``ratio > 0`` (a masked loss with nothing masked is an
+        error, not a silent zero)."""
+        if noise is not None or bool_masked_pos is not None:
+            return noise
+        if ratio == 0:
+            raise ValueError(f"{type(self).__name__} needs a mask: set mask_ratio > 0 or pass noise / bool_masked_pos")
+        return self.draw_noise(batch_size, num_patches, device)
+
     def compute_mask(
         self,
         batch_size: int,

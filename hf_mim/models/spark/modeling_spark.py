@@ -425,10 +425,9 @@ class SparKForPreTraining(SparKPreTrainedModel):
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         stride = self.config.patch_size
         grid = (pixel_values.shape[-2] // stride, pixel_values.shape[-1] // stride)
-        if noise is None and bool_masked_pos is None:
-            if ratio == 0:
-                raise ValueError("SparK pre-training needs a mask: set mask_ratio > 0 or pass noise / bool_masked_pos")
-            noise = self.draw_noise(pixel_values.shape[0], grid[0] * grid[1], pixel_values.device)
+        noise = self.noise_or_draw(
+            noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
+        )
         encoded = self.encoder(
             pixel_values, noise=noise, bool_masked_pos=bool_masked_pos, mask_ratio=ratio,
             output_hidden_states=output_hidden_states, return_dict=True,
