@@ -49,11 +49,10 @@ class MAEDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.pred = nn.Linear(dim, output_dim)
 
-    @classmethod
-    def from_config(cls, config, **overrides) -> "MAEDecoder":
-        """The decoder an MAE-style config describes (``decoder_*`` fields); ``overrides`` replace single arguments
-        (e.g. ``depth=0`` for a subclass that builds its own blocks)."""
-        arguments = dict(
+    @staticmethod
+    def config_arguments(config) -> dict:
+        """The constructor arguments an MAE-style config describes (its ``decoder_*`` fields)."""
+        return dict(
             encoder_dim=config.hidden_size,
             dim=config.decoder_hidden_size,
             depth=config.decoder_num_hidden_layers,
@@ -66,7 +65,11 @@ class MAEDecoder(nn.Module):
             layer_norm_eps=config.layer_norm_eps,
             qkv_bias=config.qkv_bias,
         )
-        return cls(config, **{**arguments, **overrides})
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> "MAEDecoder":
+        """The decoder a config describes; ``overrides`` replace single arguments or add a subclass's own."""
+        return cls(config, **{**cls.config_arguments(config), **overrides})
 
     def sincos_table(self, grid_size=None) -> torch.Tensor:
         return sincos_2d(

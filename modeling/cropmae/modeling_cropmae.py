@@ -76,19 +76,7 @@ class CropMAEDecoder(MAEDecoder):
     self-attention blocks replaced by :class:`CropMAEDecoderBlock` that also read the global view."""
 
     def __init__(self, config: CropMAEConfig):
-        super().__init__(
-            config,
-            encoder_dim=config.hidden_size,
-            dim=config.decoder_hidden_size,
-            depth=0,
-            num_heads=config.decoder_num_attention_heads,
-            intermediate_size=config.decoder_intermediate_size,
-            grid_size=config.grid_size,
-            output_dim=config.patch_size**2 * config.num_channels,
-            has_cls_token=config.use_cls_token,
-            pos_embed_layout=config.pos_embed_layout,
-            layer_norm_eps=config.layer_norm_eps,
-        )
+        super().__init__(config, **{**self.config_arguments(config), "depth": 0})  # blocks built below
         self.blocks = nn.ModuleList(
             [
                 CropMAEDecoderBlock(
