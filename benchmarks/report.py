@@ -1,5 +1,6 @@
 """Markdown tables for benchmarks/RESULTS.md from the JSON files the benchmarks write (so no number is typed by
-hand). Usage: python benchmarks/report.py benchmarks/results/cifar_*.json"""
+hand). Usage: python benchmarks/report.py benchmarks/results/cifar_*.json (quality) or
+benchmarks/results/bench_*.json (speed, from benchmarks/run.py)."""
 
 import json
 import sys
@@ -41,12 +42,36 @@ def online_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def speed_table(rows: list[dict]) -> str:
+    """Rows of `benchmarks/run.py` (hf_mim vs transformers)."""
+    lines = [
+        "| method | size | dtype | mode | train img/s hf_mim | transformers | train ratio | inference ratio "
+        "| saved activations MB hf_mim | transformers | matrix-math share hf_mim / transformers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        share = "" if r.get("ours_kernel_share") is None else (
+            f"{100 * r['ours_kernel_share']:.0f}% / {100 * r['theirs_kernel_share']:.0f}%"
+        )
+        lines.append(
+            f"| {r['method']} | {r['size']} | {r['dtype']} | {r['mode']} | {r['ours_train_ips']:.2f} "
+            f"| {r['theirs_train_ips']:.2f} | {r['train_ratio']:.2f} | {r['infer_ratio']:.2f} "
+            f"| {r['ours_memory_mb']:.1f} | {r['theirs_memory_mb']:.1f} | {share} |"
+        )
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> None:
-    rows = [row for path in paths for row in json.load(open(path))]
-    print(quality_table(rows))
+    loaded = [json.load(open(path)) for path in paths]
+    speed = [row for data in loaded if isinstance(data, dict) for row in data["results"]]
+    rows = [row for data in loaded if isinstance(data, list) for row in data]
+    if rows:
+        print(quality_table(rows))
     if any(row.get("online_probe") for row in rows):
         print()
         print(online_table(rows))
+    if speed:
+        print(speed_table(speed))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ class Result:
     train_gflops_per_image: float
     ours_tflops: float
     mfu: float | None
+    ours_kernel_share: float | None = None
+    theirs_kernel_share: float | None = None
 
 
 def build_pair(method: str, size: str, attn: str, image_size: int, patch_size: int):
@@ -182,6 +184,25 @@ def count_flops(step) -> float:
     return float(counter.get_total_flops())
 
 
+# the matrix-math kernels: matmuls, convolutions and fused attention (forward and backward)
+MATH_KERNELS = ("mm", "addmm", "bmm", "baddbmm", "convolution", "scaled_dot_product", "flash_attention")
+
+
+def kernel_share(step) -> float:
+    """Share of one CPU step's operator time spent in matrix-math kernels. It bounds what any implementation of
+    the same model can gain: the rest (optimizer, casts, elementwise, Python) is all a better one could remove.
+    CPU only: on a GPU, attributing kernel time to operators needs the device trace (tested on the CPU alone)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        step()
+    events = profiler.key_averages()  # self times: each microsecond counted once, compiled kernels included
+    total = sum(e.self_cpu_time_total for e in events)
+    math = sum(e.self_cpu_time_total for e in events
+               if e.key.startswith("aten::") and any(name in e.key[len("aten::"):] for name in MATH_KERNELS))
+    return math / total if total else 0.0
+
+
 def peak_memory_mb(step, device) -> tuple[float, str]:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -192,7 +213,9 @@ def peak_memory_mb(step, device) -> tuple[float, str]:
     return saved_activation_bytes(step) / 2**20, "saved activations"
 
 
-def run_case(method, size, dtype, mode, batch, image_size, patch_size, device, warmup, repeats) -> Result:
+def run_case(
+    method, size, dtype, mode, batch, image_size, patch_size, device, warmup, repeats, with_kernel_share=False
+) -> Result:
     attn = "eager" if mode == "eager" else "sdpa"
     ours, theirs, ours_encoder, theirs_encoder, make_inputs = build_pair(method, size, attn, image_size, patch_size)
     for module in (ours, theirs, ours_encoder, theirs_encoder):
@@ -214,6 +237,9 @@ def run_case(method, size, dtype, mode, batch, image_size, patch_size, device, w
 
     t_ours, t_theirs = interleaved_times(train_ours, train_theirs, device, warmup, repeats)
     i_ours, i_theirs = interleaved_times(infer_ours, infer_theirs, device, warmup, repeats)
+    shares = (None, None)
+    if with_kernel_share and device.type == "cpu":
+        shares = (kernel_share(train_ours), kernel_share(train_theirs))
     tflops = flops / t_ours / 1e12
     peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name()), None)
     return Result(
@@ -223,6 +249,7 @@ def run_case(method, size, dtype, mode, batch, image_size, patch_size, device, w
         ours_memory_mb=memory_ours, theirs_memory_mb=memory_theirs, memory_metric=metric,
         train_gflops_per_image=flops / batch / 1e9, ours_tflops=tflops,
         mfu=(tflops / peak) if (peak and dtype == "bf16") else None,
+        ours_kernel_share=shares[0], theirs_kernel_share=shares[1],
     )
 
 
@@ -259,13 +286,15 @@ def environment(device) -> dict:
 
 def format_table(results: list[Result]) -> str:
     header = (f"{'method':<7}{'size':<6}{'dtype':<6}{'mode':<9}{'batch':>6}{'train img/s ours':>18}{'transformers':>14}"
-              f"{'ratio':>7}{'infer ratio':>12}{'mem MB ours':>13}{'transformers':>14}{'GFLOP/img':>11}")
+              f"{'ratio':>7}{'infer ratio':>12}{'mem MB ours':>13}{'transformers':>14}{'GFLOP/img':>11}"
+              f"{'math % ours/theirs':>20}")
     lines = [header, "-" * len(header)]
     for r in results:
+        shares = "-" if r.ours_kernel_share is None else f"{100 * r.ours_kernel_share:.0f}/{100 * r.theirs_kernel_share:.0f}"
         lines.append(
             f"{r.method:<7}{r.size:<6}{r.dtype:<6}{r.mode:<9}{r.batch:>6}{r.ours_train_ips:>18.1f}{r.theirs_train_ips:>14.1f}"
             f"{r.train_ratio:>7.2f}{r.infer_ratio:>12.2f}{r.ours_memory_mb:>13.1f}{r.theirs_memory_mb:>14.1f}"
-            f"{r.train_gflops_per_image:>11.1f}"
+            f"{r.train_gflops_per_image:>11.1f}{shares:>20}"
         )
     return "\n".join(lines)
 
@@ -282,6 +311,8 @@ def main(argv=None) -> list[Result]:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--kernel_share", action="store_true",
+                        help="CPU: profile one step of each and report the share of time in matrix-math kernels")
     parser.add_argument("--loader_data", default=None, help="also time the data pipeline on this data ('demo' ok)")
     parser.add_argument("--loader_workers", type=int, default=4)
     parser.add_argument("--output", default="benchmarks/results/latest.json")
@@ -296,7 +327,7 @@ def main(argv=None) -> list[Result]:
             for dtype in options.dtypes:
                 for mode in options.modes:
                     result = run_case(method, size, dtype, mode, batch, options.image_size, options.patch_size,
-                                      device, options.warmup, options.repeats)
+                                      device, options.warmup, options.repeats, options.kernel_share)
                     results.append(result)
                     print(format_table([result]).splitlines()[-1], flush=True)
     print()

@@ -3,7 +3,8 @@ import torch
 from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
 import hf_mim
-from hf_mim.layers import RelativePositionBias, drop_path, patchify, sincos_2d, unpatchify
+from hf_mim.layers import PatchEmbed, RelativePositionBias, drop_path, patchify, sincos_2d, unpatchify
+from hf_mim.masking.core import gather_tokens
 from tests.conftest import tiny_config
 
 
@@ -31,6 +32,35 @@ def test_patchify_roundtrip_and_official_order():
     assert patches[0, 1, :3].tolist() == [x[0, c, 0, 4].item() for c in range(3)]
     assert patches[0, 2, 3 * 4 * 1 : 3 * 4 * 1 + 3].tolist() == [x[0, c, 5, 0].item() for c in range(3)]
     assert torch.equal(unpatchify(patches, 4, (2, 2), 3), x)
+
+
+class DoubledConv(torch.nn.Conv2d):
+    """Stands in for a wrapper such as a LoRA layer: its own forward must not be bypassed."""
+
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+def test_patch_embed_of_kept_patches_equals_embedding_all_then_gathering():
+    torch.manual_seed(0)
+    embed = PatchEmbed(image_size=(8, 12), patch_size=4, num_channels=3, hidden_size=16)
+    x = torch.randn(2, 3, 8, 12)
+    ids_keep = torch.tensor([[5, 0, 3], [1, 2, 4]])
+    expected = gather_tokens(embed(x), ids_keep)
+    kept = embed(x, ids_keep)
+    assert kept.shape == (2, 3, 16) and torch.allclose(kept, expected, atol=1e-6)
+    grad_kept = torch.autograd.grad(kept.square().sum(), embed.proj.weight)[0]
+    grad_all = torch.autograd.grad(expected.square().sum(), embed.proj.weight)[0]
+    assert torch.allclose(grad_kept, grad_all, atol=1e-5)
+    # a wrapped or hooked projection runs as a module
+    calls = []
+    handle = embed.proj.register_forward_hook(lambda *args: calls.append(args[2].shape))
+    assert torch.allclose(embed(x, ids_keep), expected, atol=1e-6) and calls == [(2, 16, 2, 3)]
+    handle.remove()
+    wrapped = DoubledConv(3, 16, kernel_size=4, stride=4)
+    wrapped.load_state_dict(embed.proj.state_dict())
+    embed.proj = wrapped
+    assert torch.allclose(embed(x, ids_keep), 2 * expected, atol=1e-6)
 
 
 def test_relative_position_bias_index_structure():

@@ -9,7 +9,7 @@ from hf_mim.layers.attention import (
 )
 from hf_mim.layers.block import CrossAttentionBlock, DropPath, LayerScale, Mlp, TransformerBlock, drop_path
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.layers.patch_embed import PatchEmbed, normalize_patches, patchify, to_2tuple, unpatchify
+from hf_mim.layers.patch_embed import PatchEmbed, is_plain_module, normalize_patches, patchify, to_2tuple, unpatchify
 from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Mlp",
     "POS_EMBED_LAYOUTS",
     "PatchEmbed",
+    "is_plain_module",
     "RelativePositionBias",
     "TransformerBlock",
     "drop_path",

@@ -345,20 +345,25 @@ class MIMViTModel(MIMPreTrainedModel):
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
+        ids_keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
         """Patch tokens with position embeddings ``[B, L, D]``, the cls token with its position ``[B, 1, D]`` (or
         None) and the patch grid. With ``bool_masked_pos`` and a mask token, masked patch embeddings are replaced
-        by the mask token *before* position embeddings are added (SimMIM / BEiT order)."""
+        by the mask token *before* position embeddings are added (SimMIM / BEiT order). With ``ids_keep [B, K]``
+        only those patches are embedded, ``[B, K, D]`` (MAE order: the dropped patches are never computed)."""
         grid = self.patch_embed.check_input(pixel_values, allow_other_size=interpolate_pos_encoding)
-        tokens = self.patch_embed(pixel_values)
+        tokens = self.patch_embed(pixel_values, ids_keep)
         if bool_masked_pos is not None:
             if self.mask_token is None:
                 raise ValueError("this encoder was built without a mask token (use_mask_token=True)")
-            weight = bool_masked_pos.reshape(tokens.shape[0], -1, 1).to(tokens.dtype)
-            tokens = tokens * (1 - weight) + self.mask_token.to(tokens.dtype) * weight
+            masked = bool_masked_pos.reshape(tokens.shape[0], -1, 1).bool()
+            tokens = torch.where(masked, self.mask_token.to(tokens.dtype), tokens)
         pos = self.position_embeddings(grid)
         if pos is not None:
-            tokens = tokens + pos[:, self.num_prefix_tokens :]
+            patch_pos = pos[:, self.num_prefix_tokens :]
+            if ids_keep is not None:
+                patch_pos = gather_tokens(patch_pos.expand(tokens.shape[0], -1, -1), ids_keep)
+            tokens = tokens + patch_pos
         cls = None
         if self.cls_token is not None:
             cls = self.cls_token if pos is None else self.cls_token + pos[:, :1]
@@ -437,11 +442,14 @@ class MIMViTModel(MIMPreTrainedModel):
             mask_info = None
             ids_keep = None
         else:
-            tokens, cls, grid = self.embed(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
-            mask_info = self.compute_mask(batch, tokens.shape[1], tokens.device, noise, bool_masked_pos, mask_ratio)
+            grid = self.patch_embed.check_input(pixel_values, allow_other_size=interpolate_pos_encoding)
+            mask_info = self.compute_mask(
+                batch, grid[0] * grid[1], pixel_values.device, noise, bool_masked_pos, mask_ratio
+            )
             ids_keep = None if mask_info is None else mask_info.ids_keep
-            if ids_keep is not None:
-                tokens = gather_tokens(tokens, ids_keep)
+            tokens, cls, grid = self.embed(
+                pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, ids_keep=ids_keep
+            )
         hidden = tokens if cls is None else torch.cat([cls, tokens], dim=1)
         hidden, all_hidden, all_attn = self.run_blocks(
             hidden, self.attention_bias(ids_keep, grid), output_hidden_states, output_attentions, **kwargs

@@ -182,8 +182,7 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
             targets = gather_tokens(batch_targets, target_ids.reshape(-1, target_ids.shape[-1]))
             targets = targets.reshape(*target_ids.shape, -1)
 
-        tokens, _, grid = self.context_encoder.embed(pixel_values)
-        tokens = gather_tokens(tokens, context_ids)
+        tokens, _, grid = self.context_encoder.embed(pixel_values, ids_keep=context_ids)
         context, _, _ = self.context_encoder.run_blocks(tokens, **kwargs)
         predictions = self.predictor(context, context_ids, target_ids)
         loss = F.smooth_l1_loss(predictions.float(), targets.float())

@@ -318,9 +318,7 @@ class FrozenTeacher(nn.Module):
 
     def _forward_hf_mim(self, x, ids_keep, output_attentions, interpolate_pos_encoding):
         model = self.model
-        tokens, cls, grid = model.embed(x, interpolate_pos_encoding=interpolate_pos_encoding)
-        if ids_keep is not None:
-            tokens = torch.gather(tokens, 1, ids_keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        tokens, cls, grid = model.embed(x, interpolate_pos_encoding=interpolate_pos_encoding, ids_keep=ids_keep)
         hidden = tokens if cls is None else torch.cat([cls, tokens], dim=1)
         last, all_hidden, all_attn = model.run_blocks(
             hidden, model.attention_bias(ids_keep, grid), output_hidden_states=True, output_attentions=output_attentions

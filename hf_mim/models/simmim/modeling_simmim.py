@@ -8,6 +8,7 @@ Follows microsoft/SimMIM ``models/simmim.py`` and ``models/vision_transformer.py
 import torch
 from torch import nn
 
+from hf_mim.layers import is_plain_module
 from hf_mim.masking.generators import SimMIMMaskGenerator
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
@@ -35,8 +36,8 @@ class SimMIMModel(SimMIMPreTrainedModel, MIMViTModel):
 def masked_l1(reconstruction: torch.Tensor, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
     """Official reduction: L1 summed over masked pixels and channels / (masked pixels + 1e-5) / channels."""
     loss = (reconstruction.float() - pixel_values.float()).abs()
-    pixel_mask = pixel_mask.to(loss.dtype)
-    return (loss * pixel_mask).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]
+    pixel_mask = pixel_mask.bool()  # a where() keeps only this bool mask for backward, not a float copy
+    return torch.where(pixel_mask, loss, 0.0).sum() / (pixel_mask.sum() + 1e-5) / pixel_values.shape[1]
 
 
 class SimMIMForPreTraining(SimMIMPreTrainedModel):
@@ -52,6 +53,21 @@ class SimMIMForPreTraining(SimMIMPreTrainedModel):
             config.image_hw[0], config.mask_patch_size, config.patch_size, config.mask_ratio
         )
         self.post_init()
+
+    def reconstruct(self, tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Patch tokens ``[B, L, D]`` -> image ``[B, C, H, W]`` through the 1x1 conv + PixelShuffle head.
+
+        The 1x1 convolution is a linear map of each token, and PixelShuffle puts output channel ``c*p*p + i*p + j``
+        of a patch at pixel ``(i, j)`` of channel ``c``; computing it that way on the tokens skips the feature-map
+        transpose and the CPU's slow 1x1-convolution kernel. A wrapped or hooked head runs as modules.
+        """
+        conv, patch, channels = self.decoder[0], self.config.patch_size, self.config.num_channels
+        batch = tokens.shape[0]
+        if not is_plain_module(conv, nn.Conv2d):
+            return self.decoder(tokens.transpose(1, 2).reshape(batch, -1, grid[0], grid[1]))
+        pixels = nn.functional.linear(tokens, conv.weight.flatten(1), conv.bias)
+        pixels = pixels.reshape(batch, grid[0], grid[1], channels, patch, patch).permute(0, 3, 1, 4, 2, 5)
+        return pixels.reshape(batch, channels, grid[0] * patch, grid[1] * patch)
 
     def pixel_mask(self, bool_masked_pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Patch mask ``[B, L]`` -> pixel mask ``[B, 1, H, W]``."""
@@ -97,8 +113,7 @@ class SimMIMForPreTraining(SimMIMPreTrainedModel):
             **kwargs,
         )
         tokens = encoded.last_hidden_state[:, self.encoder.num_prefix_tokens :]
-        feature_map = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, grid[0], grid[1])
-        reconstruction = self.decoder(feature_map)
+        reconstruction = self.reconstruct(tokens, grid)
         loss = masked_l1(reconstruction, pixel_values, self.pixel_mask(bool_masked_pos, grid))
         output = MIMPreTrainingOutput(
             loss=loss,
