@@ -45,17 +45,20 @@ def online_table(rows: list[dict]) -> str:
 def speed_table(rows: list[dict]) -> str:
     """Rows of `benchmarks/run.py` (hf_mim vs transformers)."""
     lines = [
-        "| method | size | dtype | mode | train img/s hf_mim | transformers | train ratio | inference ratio "
+        "| method | size | dtype | mode | train img/s hf_mim | transformers | train ratio (pair quartiles) "
+        "| inference ratio "
         "| saved activations MB hf_mim | transformers | matrix-math share hf_mim / transformers |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        low, high = r.get("train_ratio_quartiles") or (None, None)
+        quartiles = "" if low is None else f" ({low:.2f}-{high:.2f})"
         share = "" if r.get("ours_kernel_share") is None else (
             f"{100 * r['ours_kernel_share']:.0f}% / {100 * r['theirs_kernel_share']:.0f}%"
         )
         lines.append(
             f"| {r['method']} | {r['size']} | {r['dtype']} | {r['mode']} | {r['ours_train_ips']:.2f} "
-            f"| {r['theirs_train_ips']:.2f} | {r['train_ratio']:.2f} | {r['infer_ratio']:.2f} "
+            f"| {r['theirs_train_ips']:.2f} | {r['train_ratio']:.2f}{quartiles} | {r['infer_ratio']:.2f} "
             f"| {r['ours_memory_mb']:.1f} | {r['theirs_memory_mb']:.1f} | {share} |"
         )
     return "\n".join(lines)

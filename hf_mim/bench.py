@@ -39,6 +39,7 @@ class Result:
     ours_train_ips: float
     theirs_train_ips: float
     train_ratio: float
+    train_ratio_quartiles: tuple[float, float]
     ours_infer_ips: float
     theirs_infer_ips: float
     infer_ratio: float
@@ -165,14 +166,18 @@ def timed(step, device) -> float:
     return time.perf_counter() - start
 
 
-def interleaved_times(step_a, step_b, device, warmup: int, repeats: int) -> tuple[float, float]:
+def interleaved_times(step_a, step_b, device, warmup: int, repeats: int) -> tuple[float, float, tuple[float, float]]:
+    """Median times of ``a`` and ``b`` and the quartiles of the per-pair speed ratios ``t_b / t_a``: neighbouring
+    runs share the machine's state, so the spread of pair ratios shows how far the ratio can be trusted."""
     for _ in range(warmup):
         step_a(), step_b()
     times_a, times_b = [], []
     for _ in range(repeats):
         times_a.append(timed(step_a, device))
         times_b.append(timed(step_b, device))
-    return statistics.median(times_a), statistics.median(times_b)
+    pair_ratios = [b / a for a, b in zip(times_a, times_b)]
+    quartiles = statistics.quantiles(pair_ratios, n=4) if len(pair_ratios) > 1 else pair_ratios * 3
+    return statistics.median(times_a), statistics.median(times_b), (quartiles[0], quartiles[2])
 
 
 def count_flops(step) -> float:
@@ -235,8 +240,8 @@ def run_case(
     memory_theirs, _ = peak_memory_mb(training_step_fn(theirs, pixel_values, mask_inputs, dtype, device), device)
     flops = count_flops(training_step_fn(ours, pixel_values, mask_inputs, dtype, device))
 
-    t_ours, t_theirs = interleaved_times(train_ours, train_theirs, device, warmup, repeats)
-    i_ours, i_theirs = interleaved_times(infer_ours, infer_theirs, device, warmup, repeats)
+    t_ours, t_theirs, train_spread = interleaved_times(train_ours, train_theirs, device, warmup, repeats)
+    i_ours, i_theirs, _ = interleaved_times(infer_ours, infer_theirs, device, warmup, repeats)
     shares = (None, None)
     if with_kernel_share and device.type == "cpu":
         shares = (kernel_share(train_ours), kernel_share(train_theirs))
@@ -245,12 +250,24 @@ def run_case(
     return Result(
         method=method, size=size, dtype=dtype, mode=mode, batch=batch,
         ours_train_ips=batch / t_ours, theirs_train_ips=batch / t_theirs, train_ratio=t_theirs / t_ours,
+        train_ratio_quartiles=train_spread,
         ours_infer_ips=batch / i_ours, theirs_infer_ips=batch / i_theirs, infer_ratio=i_theirs / i_ours,
         ours_memory_mb=memory_ours, theirs_memory_mb=memory_theirs, memory_metric=metric,
         train_gflops_per_image=flops / batch / 1e9, ours_tflops=tflops,
         mfu=(tflops / peak) if (peak and dtype == "bf16") else None,
         ours_kernel_share=shares[0], theirs_kernel_share=shares[1],
     )
+
+
+def gemm_gflops(dtype: torch.dtype, device, rows: int = 400, inner: int = 768, cols: int = 3072) -> float:
+    """Throughput of one ViT-B-shaped matmul (8 images x 50 kept tokens into an MLP): the machine's ceiling for
+    this dtype, which both implementations share."""
+    a = torch.randn(rows, inner, dtype=dtype, device=device)
+    b = torch.randn(cols, inner, dtype=dtype, device=device)
+    for _ in range(3):
+        torch.nn.functional.linear(a, b)
+    seconds = statistics.median(timed(lambda: torch.nn.functional.linear(a, b), device) for _ in range(20))
+    return 2 * rows * inner * cols / seconds / 1e9
 
 
 def loader_throughput(data: str | None, image_size: int, batch: int, workers: int, batches: int) -> float:
@@ -286,14 +303,15 @@ def environment(device) -> dict:
 
 def format_table(results: list[Result]) -> str:
     header = (f"{'method':<7}{'size':<6}{'dtype':<6}{'mode':<9}{'batch':>6}{'train img/s ours':>18}{'transformers':>14}"
-              f"{'ratio':>7}{'infer ratio':>12}{'mem MB ours':>13}{'transformers':>14}{'GFLOP/img':>11}"
+              f"{'ratio':>7}{'(quartiles)':>13}{'infer ratio':>12}{'mem MB ours':>13}{'transformers':>14}{'GFLOP/img':>11}"
               f"{'math % ours/theirs':>20}")
     lines = [header, "-" * len(header)]
     for r in results:
+        quartiles = f"({r.train_ratio_quartiles[0]:.2f}-{r.train_ratio_quartiles[1]:.2f})"
         shares = "-" if r.ours_kernel_share is None else f"{100 * r.ours_kernel_share:.0f}/{100 * r.theirs_kernel_share:.0f}"
         lines.append(
             f"{r.method:<7}{r.size:<6}{r.dtype:<6}{r.mode:<9}{r.batch:>6}{r.ours_train_ips:>18.1f}{r.theirs_train_ips:>14.1f}"
-            f"{r.train_ratio:>7.2f}{r.infer_ratio:>12.2f}{r.ours_memory_mb:>13.1f}{r.theirs_memory_mb:>14.1f}"
+            f"{r.train_ratio:>7.2f}{quartiles:>13}{r.infer_ratio:>12.2f}{r.ours_memory_mb:>13.1f}{r.theirs_memory_mb:>14.1f}"
             f"{r.train_gflops_per_image:>11.1f}{shares:>20}"
         )
     return "\n".join(lines)
@@ -313,6 +331,7 @@ def main(argv=None) -> list[Result]:
     parser.add_argument("--device", default=None)
     parser.add_argument("--kernel_share", action="store_true",
                         help="CPU: profile one step of each and report the share of time in matrix-math kernels")
+    parser.add_argument("--gemm", action="store_true", help="also time one ViT-B-shaped matmul in fp32 and bf16")
     parser.add_argument("--loader_data", default=None, help="also time the data pipeline on this data ('demo' ok)")
     parser.add_argument("--loader_workers", type=int, default=4)
     parser.add_argument("--output", default="benchmarks/results/latest.json")
@@ -333,6 +352,11 @@ def main(argv=None) -> list[Result]:
     print()
     print(format_table(results))
     report = {"environment": environment(device), "results": [asdict(r) for r in results]}
+    if options.gemm:
+        report["gemm_gflops"] = {name: gemm_gflops(dtype, device)
+                                 for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+        print("\none 400x768 @ 768x3072 matmul: " + ", ".join(
+            f"{name} {value:.0f} GFLOP/s" for name, value in report["gemm_gflops"].items()))
     if options.loader_data is not None:
         report["loader_images_per_second"] = loader_throughput(
             None if options.loader_data == "demo" else options.loader_data, options.image_size, 64,

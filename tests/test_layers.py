@@ -3,7 +3,15 @@ import torch
 from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
 import hf_mim
-from hf_mim.layers import PatchEmbed, RelativePositionBias, drop_path, patchify, sincos_2d, unpatchify
+from hf_mim.layers import (
+    PatchEmbed,
+    RelativePositionBias,
+    drop_path,
+    normalize_patches,
+    patchify,
+    sincos_2d,
+    unpatchify,
+)
 from hf_mim.masking.core import gather_tokens
 from tests.conftest import tiny_config
 
@@ -32,6 +40,16 @@ def test_patchify_roundtrip_and_official_order():
     assert patches[0, 1, :3].tolist() == [x[0, c, 0, 4].item() for c in range(3)]
     assert patches[0, 2, 3 * 4 * 1 : 3 * 4 * 1 + 3].tolist() == [x[0, c, 5, 0].item() for c in range(3)]
     assert torch.equal(unpatchify(patches, 4, (2, 2), 3), x)
+
+
+def test_normalize_patches_is_mae_norm_pix_target():
+    """Per-patch mean and unbiased variance with eps inside the root (official ``norm_pix_loss``)."""
+    patches = 3 + 2 * torch.randn(2, 5, 48, generator=torch.Generator().manual_seed(0))
+    normalized, mean, var = normalize_patches(patches)
+    assert torch.allclose(mean, patches.mean(-1, keepdim=True), atol=1e-6)
+    assert torch.allclose(var, patches.var(-1, keepdim=True), atol=1e-5)
+    expected = (patches - patches.mean(-1, keepdim=True)) / (patches.var(-1, keepdim=True) + 1e-6) ** 0.5
+    assert torch.allclose(normalized, expected, atol=1e-5)
 
 
 class DoubledConv(torch.nn.Conv2d):
