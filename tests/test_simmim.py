@@ -49,7 +49,7 @@ def test_equals_transformers_vit_for_masked_image_modeling(images_rgb32):
     assert abs(expected.loss.item() - actual.loss.item()) < 1e-6
 
 
-def test_head_on_tokens_equals_conv_and_pixel_shuffle_modules(images_rgb32):
+def test_head_on_tokens_equals_conv_and_pixel_shuffle_modules():
     model = hf_mim.SimMIMForPreTraining(tiny_config("simmim")).eval()
     tokens = torch.randn(2, 16, model.config.hidden_size)
     expected = model.decoder(tokens.transpose(1, 2).reshape(2, -1, 4, 4))
@@ -58,7 +58,8 @@ def test_head_on_tokens_equals_conv_and_pixel_shuffle_modules(images_rgb32):
     # a hooked head runs as modules, so the hook sees the feature map
     seen = []
     model.decoder[0].register_forward_hook(lambda module, args, output: seen.append(args[0].shape))
-    assert torch.allclose(model.reconstruct(tokens, (4, 4)), expected, atol=1e-6) and seen == [(2, model.config.hidden_size, 4, 4)]
+    assert torch.allclose(model.reconstruct(tokens, (4, 4)), expected, atol=1e-6)
+    assert seen == [(2, model.config.hidden_size, 4, 4)]
 
 
 def test_l1_loss_on_masked_pixels_only(images_rgb32):
