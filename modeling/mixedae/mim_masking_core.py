@@ -43,13 +43,13 @@ def mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> MaskInfo:
     """Exact MAE semantics: argsort the noise ascending, keep the first ``int(L*(1-ratio))`` indices."""
     if noise.ndim != 2:
         raise ValueError(f"noise must have shape [batch, num_patches], got {tuple(noise.shape)}")
-    batch, length = noise.shape
+    length = noise.shape[1]
     len_keep = num_visible_patches(length, mask_ratio)
     ids_shuffle = torch.argsort(noise, dim=1)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
-    mask = torch.ones(batch, length, dtype=torch.bool, device=noise.device)
-    mask[:, :len_keep] = False
-    mask = torch.gather(mask, 1, ids_restore)
+    # ids_restore[b, i] is patch i's rank in the noise order, so it is masked exactly when that rank is not kept
+    # (the official code gathers a [0]*K + [1]*(L-K) row by ids_restore: the same mask)
+    mask = ids_restore >= len_keep
     return MaskInfo(mask=mask, ids_keep=ids_shuffle[:, :len_keep], ids_restore=ids_restore)
 
 
