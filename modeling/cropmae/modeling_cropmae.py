@@ -185,11 +185,10 @@ class CropMAEForPreTraining(CropMAEPreTrainedModel, MAEForPreTraining):
                 "must have the same shape (both crops are resized to the model's image size)"
             )
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
-        if noise is None and bool_masked_pos is None:
-            if ratio == 0:
-                raise ValueError("CropMAE needs a mask on the local view: set mask_ratio > 0 or pass noise / bool_masked_pos")
-            noise = self.draw_noise(pixel_values.shape[0], grid[0] * grid[1], pixel_values.device)
+        grid = self.patch_grid(pixel_values)
+        noise = self.noise_or_draw(
+            noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
+        )
         memory = self.encoder(
             pixel_values_global, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True
         ).last_hidden_state

@@ -157,6 +157,10 @@ class MIMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, MIMViTModel):
             module.init_encoder_weights()
 
+    def patch_grid(self, pixel_values: torch.Tensor) -> tuple[int, int]:
+        """The ``(rows, cols)`` patch grid of ``[..., H, W]`` images at ``config.patch_size``."""
+        return pixel_values.shape[-2] // self.config.patch_size, pixel_values.shape[-1] // self.config.patch_size
+
     def draw_noise(self, batch_size: int, num_patches: int, device) -> torch.Tensor:
         return random_noise(batch_size, num_patches, device=device, generator=self.mask_rng)
 

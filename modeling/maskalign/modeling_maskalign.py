@@ -139,7 +139,7 @@ class MaskAlignForPreTraining(TeacherHolderMixin, MaskAlignPreTrainedModel):
             raise ValueError("pixel_values is required")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         num_patches = grid[0] * grid[1]
         teacher_out = self.teacher(pixel_values, interpolate_pos_encoding=self.config.teacher_image_size is not None)
         if len(teacher_out.hidden_states) - 1 != len(self.distill_heads):

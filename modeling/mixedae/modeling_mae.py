@@ -60,7 +60,7 @@ class MAEForPreTraining(PixelTargetMixin, MAEPreTrainedModel):
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         if pixel_values is None:
             raise ValueError("pixel_values is required")
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         noise = self.noise_or_draw(
             noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
         )
@@ -75,7 +75,6 @@ class MAEForPreTraining(PixelTargetMixin, MAEPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
         logits = self.decoder(encoded.last_hidden_state, encoded.ids_restore, grid)
         loss = masked_mse(logits, self.target(pixel_values), encoded.mask)
         output = MIMPreTrainingOutput(

@@ -98,7 +98,7 @@ class MRMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, MRMAEPreTrainedM
             raise ValueError("pixel_values is required")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         num_patches = grid[0] * grid[1]
         # one teacher forward each (full image), before masking: focused mimicking needs the attention maps
         teacher_outputs = {name: self.get_teacher(name)(pixel_values) for name in self.active_teachers()}

@@ -273,7 +273,7 @@ class SparKModel(SparKPreTrainedModel):
         active = None
         x = pixel_values
         if mask is not None:
-            grid = (pixel_values.shape[-2] // self.config.patch_size, pixel_values.shape[-1] // self.config.patch_size)
+            grid = self.patch_grid(pixel_values)
             active = active_from_mask(mask, grid)
             x = x * active_at(active, x.shape[-2:]).to(x.dtype)
         x = self.act1(self.bn1(self.conv1(x, active), active))
@@ -378,7 +378,7 @@ class SparKForPreTraining(SparKPreTrainedModel):
     def logits_to_pixels(self, logits: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         """Undo the per-patch normalisation with the input's statistics (official ``vis`` branch)."""
         _, mean, var = normalize_patches(patchify(pixel_values, self.config.patch_size))
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         return unpatchify(logits * (var + 1e-6) ** 0.5 + mean, self.config.patch_size, grid, self.config.num_channels)
 
     def densify(self, feature_maps: tuple[torch.Tensor, ...], active: torch.Tensor) -> list[torch.Tensor]:

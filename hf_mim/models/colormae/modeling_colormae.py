@@ -94,7 +94,7 @@ class ColorMAEForPreTraining(ColorMAEPreTrainedModel, MAEForPreTraining):
         if noise is None and bool_masked_pos is None:
             if pixel_values is None:
                 raise ValueError("pixel_values is required")
-            grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+            grid = self.patch_grid(pixel_values)
             noise = self.color_noise_input(pixel_values.shape[0], grid, self.mask_rng).to(pixel_values.device)
         return super().forward(
             pixel_values,

@@ -202,10 +202,11 @@ class CroCoForPreTraining(PixelTargetMixin, CroCoPreTrainedModel):
                 f"pixel_values_ref {tuple(pixel_values_ref.shape)} must have the shape of pixel_values "
                 f"{tuple(pixel_values.shape)}: both views go through the same encoder and position table"
             )
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        if noise is None and bool_masked_pos is None:
-            noise = self.draw_noise(pixel_values.shape[0], grid[0] * grid[1], pixel_values.device)
+        noise = self.noise_or_draw(
+            noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
+        )
         encoded = self.encoder(
             pixel_values,
             noise=noise,

@@ -272,7 +272,7 @@ class G2SDForPreTraining(TeacherHolderMixin, PixelTargetMixin, G2SDPreTrainedMod
             raise ValueError("G2SD distils MAE decoders with a cls token: set use_cls_token=True")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         noise = self.noise_or_draw(
             noise, bool_masked_pos, ratio, pixel_values.shape[0], grid[0] * grid[1], pixel_values.device
         )

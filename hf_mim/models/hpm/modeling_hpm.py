@@ -242,7 +242,7 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         """The EMA teacher's predicted loss ``[B, L]`` for every patch of the unmasked image (raster order)."""
         encoded = self.teacher_encoder(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True)
         batch, length = encoded.last_hidden_state.shape[0], encoded.last_hidden_state.shape[1] - self.teacher_encoder.num_prefix_tokens
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         visible = torch.zeros(batch, length, dtype=torch.bool, device=pixel_values.device)
         return self.teacher_decoder(encoded.last_hidden_state, visible, grid)[1]
 
@@ -274,7 +274,7 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         batch = pixel_values.shape[0]
-        grid = (pixel_values.shape[2] // self.config.patch_size, pixel_values.shape[3] // self.config.patch_size)
+        grid = self.patch_grid(pixel_values)
         length = grid[0] * grid[1]
         teacher_prediction = None
         if bool_masked_pos is not None:
