@@ -42,9 +42,34 @@ def test_every_method_has_a_template_that_renders(method, tmp_path):
 def test_training_summary_from_a_pretraining_run(tmp_path):
     main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(tmp_path), "--max_steps", "2",
           "--per_device_train_batch_size", "8", "--logging_steps", "1", "--disable_tqdm", "true", "--save_strategy", "no"])
+    assert json.loads((tmp_path / "training_args.json").read_text())["max_steps"] == 2
+    (tmp_path / "training_args.bin").unlink()  # the card reads the JSON settings, never the pickle
     summary = training_summary(tmp_path)
     assert summary["steps"] == 2 and summary["learning_rate"] == pytest.approx(1.5e-4 * 8 / 256)
     assert "first_logged_loss" in summary and summary["optimizer"].startswith("adamw")
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (open, ("ran_code_from_pickle", "w"))
+
+
+def test_card_never_unpickles_the_folder_being_pushed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save(RunsCode(), tmp_path / "training_args.bin")
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 3, "log_history": []}))
+    assert training_summary(tmp_path)["steps"] == 3
+    assert not (tmp_path / "ran_code_from_pickle").exists()
+
+
+def test_no_torch_load_without_weights_only():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [*root.glob("hf_mim/**/*.py"), *root.glob("tests/*.py"), *root.glob("scripts/*.py"), *root.glob("benchmarks/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "torch.load(" in line and "weights_only=True" not in line:
+                raise AssertionError(f"{path.relative_to(root)}:{number} loads without weights_only=True: {line.strip()}")
 
 
 def test_push_of_a_folder_without_model_fails_clearly(tmp_path):

@@ -1,6 +1,7 @@
 """Converters: random state dicts written in each official key layout, converted, and checked numerically
 against an independent functional forward that reads the official keys directly."""
 
+import argparse
 
 import pytest
 import torch
@@ -133,8 +134,10 @@ def images():
 def test_official_mae_full_checkpoint(container, tmp_path, images):
     state = official_mae_state()
     path = tmp_path / f"mae.{container}"
-    if container == "pth":
-        torch.save({"model": state, "epoch": 799}, path)
+    if container == "pth":  # as facebookresearch/mae's misc.save_model writes it, argparse settings included
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))]).state_dict()
+        args = argparse.Namespace(model="mae_vit_base_patch16", norm_pix_loss=True, mask_ratio=0.75, blr=1.5e-4)
+        torch.save({"model": state, "optimizer": optimizer, "epoch": 799, "scaler": {"scale": 65536.0}, "args": args}, path)
     else:
         from safetensors.torch import save_file
 
@@ -179,6 +182,19 @@ def test_unknown_and_mismatched_keys_are_errors(tmp_path):
     torch.save(broken, tmp_path / "missing.pth")
     with pytest.raises(ConversionError, match="missing.*encoder.norm.weight"):
         convert_checkpoint(tmp_path / "missing.pth")
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (open, ("ran_code_from_pickle", "w"))
+
+
+def test_checkpoints_with_code_are_refused_without_running_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"model": official_mae_state(), "payload": RunsCode()}, tmp_path / "crafted.pth")
+    with pytest.raises(ConversionError, match="not unpickled for safety.*open"):
+        convert_checkpoint(tmp_path / "crafted.pth", tmp_path / "out")
+    assert not (tmp_path / "ran_code_from_pickle").exists()
 
 
 def official_simmim_state(seed=0):

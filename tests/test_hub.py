@@ -112,7 +112,7 @@ def test_remote_code_from_the_hub_then_offline_from_the_cache(hub, published):
     script = PRELUDE + textwrap.dedent(
         """
         from transformers import AutoModel, AutoModelForPreTraining
-        reference = torch.load("reference.pt")
+        reference = torch.load("reference.pt", weights_only=True)
         model = AutoModelForPreTraining.from_pretrained("tester/tiny-mae", trust_remote_code=True).eval()
         encoder = AutoModel.from_pretrained("tester/tiny-mae", trust_remote_code=True).eval()
         assert "transformers_modules" in type(model).__module__, type(model).__module__

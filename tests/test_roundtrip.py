@@ -87,7 +87,7 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
         except ImportError:
             pass
         from transformers import AutoImageProcessor, AutoModel, AutoModelForPreTraining
-        ref = torch.load({str(tmp_path / "reference.pt")!r})
+        ref = torch.load({str(tmp_path / "reference.pt")!r}, weights_only=True)
         model = AutoModelForPreTraining.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
         assert "transformers_modules" in type(model).__module__
         encoder = AutoModel.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()

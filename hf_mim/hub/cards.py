@@ -11,6 +11,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hf_mim.training.arguments import TRAINING_ARGS_JSON
+
 PROTOCOLS = {
     "knn_top1_k20": "kNN (k=20)",
     "knn_top1_k200": "kNN (k=200)",
@@ -71,19 +73,16 @@ def training_summary(checkpoint_dir) -> dict:
         )
         if losses:
             summary.update(first_logged_loss=round(losses[0], 4), last_logged_loss=round(losses[-1], 4))
-    args_file = folder / "training_args.bin"
+    args_file = folder / TRAINING_ARGS_JSON  # never training_args.bin: unpickling a pushed folder's file runs code
     if args_file.exists():
         try:
-            import torch
-
-            args = torch.load(args_file, weights_only=False)
+            args = json.loads(args_file.read_text())
             summary.update(
-                learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-                lr_schedule=getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type),
-                warmup_steps=args.warmup_steps, optimizer=getattr(args.optim, "value", args.optim),
-                precision="bf16" if args.bf16 else "fp32",
+                learning_rate=args.get("learning_rate"), weight_decay=args.get("weight_decay"),
+                lr_schedule=args.get("lr_scheduler_type"), warmup_steps=args.get("warmup_steps"),
+                optimizer=args.get("optim"), precision="bf16" if args.get("bf16") else "fp32",
             )
-        except Exception:  # noqa: BLE001 - a card must not fail because of an unreadable args file
+        except (ValueError, AttributeError):  # a card must not fail because of an unreadable settings file
             pass
     return {k: v for k, v in summary.items() if v is not None}
 

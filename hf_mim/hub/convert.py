@@ -245,6 +245,25 @@ def check_against_model(state_dict: dict, model, strict: bool = True, source: st
 # --------------------------------------------------------------------------- loading, detection, config inference
 
 
+def load_torch_file(path) -> dict:
+    """``torch.load`` that never runs code from the file (``weights_only=True``). Official training checkpoints
+    (facebookresearch/mae's ``checkpoint-*.pth``) also store their ``argparse.Namespace`` of settings, which is
+    allow-listed: a namespace of plain values cannot execute anything."""
+    import argparse
+    import pickle
+
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        reason = f"it refers to {found.group(1)}" if found else "it is not a plain tensor file"
+        raise ConversionError(
+            f"{path} holds Python objects besides tensors and is not unpickled for safety ({reason}); "
+            "save its state dict alone (torch.save(model.state_dict(), ...)) or as .safetensors"
+        ) from error
+
+
 def load_source_state_dict(source) -> tuple[dict, dict | None]:
     """State dict of ``source`` (a .pth/.pt/.bin/.safetensors file or a transformers checkpoint folder) and, for
     folders, their config.json. Wrapped checkpoints (``{"model": ...}``, ``{"state_dict": ...}``) are unwrapped."""
@@ -268,7 +287,7 @@ def load_source_state_dict(source) -> tuple[dict, dict | None]:
     if path.suffix == ".safetensors":
         state = load_file(str(path))
     else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = load_torch_file(path)
     for key in ("model", "state_dict", "module"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

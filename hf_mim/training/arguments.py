@@ -7,6 +7,10 @@ import torch
 from transformers import TrainingArguments
 
 
+# the run's settings as JSON next to every saved model: model cards read this, never the pickled training_args.bin
+TRAINING_ARGS_JSON = "training_args.json"
+
+
 def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 

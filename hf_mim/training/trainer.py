@@ -1,10 +1,13 @@
 """``MIMTrainer``: transformers' Trainer with MIM parameter groups and reproducible in-model masks."""
 
 import hashlib
+import os
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+
+from hf_mim.training.arguments import TRAINING_ARGS_JSON
 
 NO_DECAY_NAME_PARTS = ("cls_token", "mask_token", "pos_embed", "relative_position_bias_table", "dist_token")
 
@@ -71,6 +74,14 @@ class MIMTrainer(Trainer):
                 callbacks.append(required())
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self._loss_terms: dict[str, list[float]] = {}
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Save as Trainer does, plus the training settings as JSON (read by model cards instead of the pickle)."""
+        super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:
+            path = os.path.join(output_dir or self.args.output_dir, TRAINING_ARGS_JSON)
+            with open(path, "w") as file:
+                file.write(self.args.to_json_string())
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
         excluded = no_weight_decay_names(model)
