@@ -147,6 +147,18 @@ def test_finetune_reports_accuracy(demo_checkpoint, tmp_path):
     assert model.config.id2label[0] == "T-shirt/top" and model.config.drop_path_rate == 0.1
 
 
+def test_seed_fixes_the_new_head(demo_checkpoint, tmp_path):
+    def head(seed):
+        args = FinetuneArguments(checkpoint=str(demo_checkpoint), max_train_samples=16, max_eval_samples=8)
+        training_args = finetune_training_arguments(
+            output_dir=str(tmp_path / str(seed)), max_steps=1, per_device_train_batch_size=8, disable_tqdm=True,
+            save_strategy="no", eval_strategy="no", seed=seed, learning_rate=1e-12,
+        )
+        return finetune(args, training_args)[0].model.classifier.weight.detach().clone()
+
+    assert torch.equal(head(0), head(0)) and not torch.equal(head(0), head(1))
+
+
 def test_lora_trains_only_adapters_and_merges(demo_checkpoint, tmp_path):
     args = FinetuneArguments(checkpoint=str(demo_checkpoint), max_train_samples=64, max_eval_samples=32, lora=True)
     training_args = finetune_training_arguments(

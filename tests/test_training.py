@@ -1,9 +1,11 @@
 import pytest
 import torch
+from transformers import TrainerCallback
 
 import hf_mim
 from hf_mim.data import MIMCollator, load_image_dataset, prepare_dataset
 from hf_mim.training import MIMTrainer, MIMTrainingArguments, no_weight_decay_names
+from hf_mim.training.pretrain import PretrainArguments, pretrain
 from tests.conftest import real_images, tiny_config
 
 
@@ -129,3 +131,22 @@ def test_model_step_hooks_are_called_once_per_optimizer_step(tmp_path):
     args = train_args(tmp_path, max_steps=3, per_device_train_batch_size=8, gradient_accumulation_steps=2)
     MIMTrainer(model=model, args=args, train_dataset=demo_train_set(config, 64), data_collator=MIMCollator()).train()
     assert calls == [("begin", 0, 3), ("end", 1, 3), ("begin", 1, 3), ("end", 2, 3), ("begin", 2, 3), ("end", 3, 3)]
+
+
+class InitialWeights(TrainerCallback):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.weights = {name: value.clone() for name, value in model.state_dict().items()}
+
+
+def test_seed_fixes_the_initial_weights(tmp_path):
+    """Trainer seeds in its __init__, after the model drew its weights: ``pretrain`` seeds before building it."""
+
+    def initial_weights(seed):
+        record = InitialWeights()
+        args = PretrainArguments(method="mae", size="tiny", max_train_samples=16, image_mean=[0.5], image_std=[0.5])
+        pretrain(args, train_args(tmp_path / str(seed), max_steps=1, per_device_train_batch_size=8, seed=seed), [record])
+        return record.weights
+
+    first, again, other = initial_weights(0), initial_weights(0), initial_weights(1)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not torch.equal(first["encoder.blocks.0.attn.qkv.weight"], other["encoder.blocks.0.attn.qkv.weight"])

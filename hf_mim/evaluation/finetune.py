@@ -17,7 +17,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Tr
 from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import no_weight_decay_names
+from hf_mim.training.trainer import no_weight_decay_names, seed_run
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,7 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     num_labels = len(label_names) if label_names else int(max(train_raw[label_column])) + 1
     train = prepare_dataset(train_raw, processor, True, args.image_column, label_column, True, (args.crop_scale_min, 1.0))
     evaluation = prepare_dataset(eval_raw, processor, False, args.image_column, label_column, True)
+    seed_run(training_args)  # the new head's initial weights
     model = load_classifier(args, label_names, num_labels)
     trainer = FinetuneTrainer(
         model=model,

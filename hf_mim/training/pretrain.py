@@ -25,7 +25,7 @@ from hf_mim.data import (
 )
 from hf_mim.registry import get_method
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import MIMTrainer
+from hf_mim.training.trainer import MIMTrainer, seed_run
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     when ``resume_from_checkpoint`` is True (or from the given path)."""
     train_raw, validation_raw = load_training_data(args, training_args)
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
+    seed_run(training_args)
     spec, model, processor = build_model_and_processor(args, train_raw, image_column)
     scale = (args.crop_scale_min, 1.0)
     train = prepare_dataset(

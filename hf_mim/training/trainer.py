@@ -6,6 +6,7 @@ import os
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from hf_mim.training.arguments import TRAINING_ARGS_JSON
 
@@ -20,6 +21,12 @@ def no_weight_decay_names(model: nn.Module) -> set[str]:
         for name, param in model.named_parameters()
         if param.ndim <= 1 or name.endswith(".bias") or any(part in name for part in NO_DECAY_NAME_PARTS)
     }
+
+
+def seed_run(args) -> None:
+    """Seed every RNG from ``args.seed`` as Trainer does, but before the model is built: Trainer seeds in its own
+    ``__init__``, after the model drew its initial weights, which ``--seed`` must fix too."""
+    enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
