@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-
 # the run's settings as JSON next to every saved model: model cards read this, never the pickled training_args.bin
 TRAINING_ARGS_JSON = "training_args.json"
 
