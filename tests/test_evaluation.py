@@ -1,4 +1,6 @@
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForImageClassification
@@ -145,6 +147,7 @@ def test_finetune_reports_accuracy(demo_checkpoint, tmp_path):
     assert 0.0 <= metrics["eval_accuracy"] <= 1.0 and "eval_loss" in metrics
     model = AutoModelForImageClassification.from_pretrained(tmp_path)
     assert model.config.id2label[0] == "T-shirt/top" and model.config.drop_path_rate == 0.1
+    assert json.loads((tmp_path / "training_args.json").read_text())["num_train_epochs"] == 1  # for the card
 
 
 def test_seed_fixes_the_new_head(demo_checkpoint, tmp_path):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -150,3 +152,24 @@ def test_seed_fixes_the_initial_weights(tmp_path):
     first, again, other = initial_weights(0), initial_weights(0), initial_weights(1)
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not torch.equal(first["encoder.blocks.0.attn.qkv.weight"], other["encoder.blocks.0.attn.qkv.weight"])
+
+
+def read_only_folder(tmp_path) -> Path:
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return folder
+    return Path("/sys")  # root ignores permissions; sysfs refuses new files even to root
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path):
+    """An existing read-only folder passes Trainer's makedirs: the whole run used to train, then fail at the save."""
+    record = InitialWeights()
+    output_dir = read_only_folder(tmp_path)
+    args = PretrainArguments(method="mae", size="tiny", max_train_samples=16, image_mean=[0.5], image_std=[0.5])
+    with pytest.raises(OSError, match=f"cannot write to output_dir {output_dir}: .*writable --output_dir"):
+        pretrain(args, train_args(output_dir, max_steps=1, per_device_train_batch_size=8), [record])
+    assert not hasattr(record, "weights")  # failed before training

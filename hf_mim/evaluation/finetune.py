@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
+from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import no_weight_decay_names, seed_run
+from hf_mim.training.trainer import MIMTrainer, check_output_dir, no_weight_decay_names, seed_run
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ def layer_decay_parameter_groups(model, weight_decay: float, layer_decay: float)
     return list(groups.values())
 
 
-class FinetuneTrainer(Trainer):
-    """Trainer whose AdamW parameter groups carry layer-wise learning-rate scales."""
+class FinetuneTrainer(MIMTrainer):
+    """MIMTrainer (settings saved as JSON, step hooks) whose AdamW parameter groups carry layer-wise learning-rate
+    scales."""
 
     def __init__(self, *args, layer_decay: float = 0.75, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,6 +131,7 @@ def load_classifier(args: FinetuneArguments, label_names: list[str] | None, num_
 def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     """Fine-tune and evaluate; returns ``(trainer, eval_metrics)``. With LoRA, the adapters are saved to
     ``output_dir`` and the merged model to ``output_dir/merged``."""
+    check_output_dir(training_args.output_dir)
     processor = AutoImageProcessor.from_pretrained(args.checkpoint)
     train_raw = load_image_dataset(args.data, args.train_split)
     eval_raw = load_image_dataset(args.data, args.eval_split)

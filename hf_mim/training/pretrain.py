@@ -25,7 +25,7 @@ from hf_mim.data import (
 )
 from hf_mim.registry import get_method
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import MIMTrainer, seed_run
+from hf_mim.training.trainer import MIMTrainer, check_output_dir, seed_run
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
 def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callbacks=None):
     """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
     when ``resume_from_checkpoint`` is True (or from the given path)."""
+    check_output_dir(training_args.output_dir)
     train_raw, validation_raw = load_training_data(args, training_args)
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     seed_run(training_args)

@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import tempfile
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,6 +29,18 @@ def seed_run(args) -> None:
     """Seed every RNG from ``args.seed`` as Trainer does, but before the model is built: Trainer seeds in its own
     ``__init__``, after the model drew its initial weights, which ``--seed`` must fix too."""
     enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
+
+
+def check_output_dir(output_dir) -> None:
+    """Fail before training, not at the final save, when ``output_dir`` cannot be written (a file in the way, no
+    permission, a read-only or full disk)."""
+    folder = Path(output_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write_test_"):
+            pass
+    except OSError as error:
+        raise OSError(f"cannot write to output_dir {folder}: {error.strerror or error} (pass a writable --output_dir)") from error
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
