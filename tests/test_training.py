@@ -173,3 +173,20 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     with pytest.raises(OSError, match=f"cannot write to output_dir {output_dir}: .*writable --output_dir"):
         pretrain(args, train_args(output_dir, max_steps=1, per_device_train_batch_size=8), [record])
     assert not hasattr(record, "weights")  # failed before training
+
+
+def test_resume_last_skips_half_written_checkpoints(tmp_path):
+    """A kill or a full disk while saving leaves checkpoint folders without a readable trainer_state.json (written
+    last); "last" resumes from the newest complete one instead of crashing on them."""
+    args = PretrainArguments(method="mae", size="tiny", max_train_samples=32, image_mean=[0.5], image_std=[0.5])
+    run = dict(per_device_train_batch_size=8, save_strategy="steps", save_steps=2)
+    pretrain(args, train_args(tmp_path, max_steps=2, **run))
+    (tmp_path / "checkpoint-3").mkdir()
+    (tmp_path / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_h')  # disk full
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "model.safetensors").write_bytes(b"\0" * 10)  # killed while writing weights
+    trainer, _ = pretrain(args, train_args(tmp_path, max_steps=3, resume_from_checkpoint="last", **run))
+    assert trainer.state.global_step == 3
+    assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3]
+    with pytest.raises(FileNotFoundError, match="no such checkpoint folder: .*nope .*'last'"):
+        pretrain(args, train_args(tmp_path, max_steps=3, resume_from_checkpoint=str(tmp_path / "nope")))

@@ -17,7 +17,13 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import MIMTrainer, check_output_dir, no_weight_decay_names, seed_run
+from hf_mim.training.trainer import (
+    MIMTrainer,
+    check_output_dir,
+    checkpoint_to_resume,
+    no_weight_decay_names,
+    seed_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +163,7 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
         compute_metrics=compute_classification_metrics,
         layer_decay=args.layer_decay,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or None)
+    trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir))
     metrics = trainer.evaluate()
     trainer.save_model()
     trainer.save_metrics("eval", metrics)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import AutoModelForPreTraining
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mim.data import (
     IMAGE_COLUMN_CANDIDATES,
@@ -25,7 +24,7 @@ from hf_mim.data import (
 )
 from hf_mim.registry import get_method
 from hf_mim.training.arguments import MIMTrainingArguments
-from hf_mim.training.trainer import MIMTrainer, check_output_dir, seed_run
+from hf_mim.training.trainer import MIMTrainer, check_output_dir, checkpoint_to_resume, seed_run
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +169,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
     when ``resume_from_checkpoint`` is True (or from the given path)."""
     check_output_dir(training_args.output_dir)
+    resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     train_raw, validation_raw = load_training_data(args, training_args)
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     seed_run(training_args)
@@ -196,11 +196,6 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
         processing_class=processor,
         callbacks=callbacks,
     )
-    resume = training_args.resume_from_checkpoint
-    if resume is True or resume == "True" or resume == "last":
-        resume = get_last_checkpoint(training_args.output_dir)
-        if resume is None:
-            logger.warning("no checkpoint found in %s: starting from scratch", training_args.output_dir)
     logger.info(
         "%s: %.2fM parameters, global batch %d, learning rate %.3g",
         spec.name,
@@ -208,7 +203,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
         training_args.global_batch_size,
         training_args.learning_rate,
     )
-    result = trainer.train(resume_from_checkpoint=resume or None)
+    result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     trainer.save_state()
     trainer.log_metrics("train", result.metrics)

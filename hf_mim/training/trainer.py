@@ -1,6 +1,8 @@
 """``MIMTrainer``: transformers' Trainer with MIM parameter groups and reproducible in-model masks."""
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -8,9 +10,11 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import enable_full_determinism, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determinism, set_seed
 
 from hf_mim.training.arguments import TRAINING_ARGS_JSON
+
+logger = logging.getLogger(__name__)
 
 NO_DECAY_NAME_PARTS = ("cls_token", "mask_token", "pos_embed", "relative_position_bias_table", "dist_token")
 
@@ -41,6 +45,34 @@ def check_output_dir(output_dir) -> None:
             pass
     except OSError as error:
         raise OSError(f"cannot write to output_dir {folder}: {error.strerror or error} (pass a writable --output_dir)") from error
+
+
+def last_complete_checkpoint(output_dir) -> str | None:
+    """Newest ``checkpoint-N`` folder of ``output_dir`` that was written completely. Trainer writes
+    ``trainer_state.json`` last, so a run killed (or out of disk) while saving leaves a folder without a readable
+    one, which transformers' ``get_last_checkpoint`` would still pick."""
+    folder = Path(output_dir)
+    steps = {int(p.name.rsplit("-", 1)[1]): p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if p.name.rsplit("-", 1)[1].isdigit()}
+    for step in sorted(steps, reverse=True):
+        try:
+            json.loads((steps[step] / "trainer_state.json").read_text())
+            return str(steps[step])
+        except (OSError, ValueError):
+            logger.warning("skipping the incomplete checkpoint %s (no readable trainer_state.json)", steps[step])
+    return None
+
+
+def checkpoint_to_resume(resume, output_dir) -> str | None:
+    """``--resume_from_checkpoint``: "last" (or True) means the newest complete checkpoint in ``output_dir``, if
+    any; a path must be an existing checkpoint folder."""
+    if resume in (True, "True", "true", "last"):
+        found = last_complete_checkpoint(output_dir)
+        if found is None:
+            logger.warning("no complete checkpoint found in %s: starting from scratch", output_dir)
+        return found
+    if resume and not Path(resume).is_dir():
+        raise FileNotFoundError(f"no such checkpoint folder: {resume} (pass a checkpoint-N folder or 'last')")
+    return resume or None
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
