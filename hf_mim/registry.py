@@ -68,6 +68,7 @@ class MethodSpec:
         presets = {"base": {}, "demo": self.demo_config, "tiny": self.tiny_config}
         if size not in presets:
             raise ValueError(f"size must be one of {sorted(presets)}, got {size!r}")
+        check_config_fields(self.config_class, overrides)
         return self.config_class(**{**presets[size], **overrides})
 
     def make_inputs(self, model, pixel_values, generator=None) -> dict:
@@ -96,6 +97,27 @@ class MethodSpec:
         if self.processor_class is not None:
             return self.processor_class.from_model_config(config, **kwargs)
         return processor_for_config(config, **kwargs)
+
+
+# keyword arguments PretrainedConfig consumes without storing them under that name
+CONFIG_KEYWORDS = ("num_labels", "attn_implementation")
+
+
+def check_config_fields(config_class, overrides: dict) -> None:
+    """Refuse fields ``config_class`` does not have: PretrainedConfig stores any keyword, so a typo or another
+    method's field (JEPA, MultiMAE, MixedAE and Hybrid Distillation have no ``mask_ratio``) would be kept and
+    silently ignored."""
+    known = set(config_class().to_dict()) | set(CONFIG_KEYWORDS)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        import difflib
+
+        hints = {name: difflib.get_close_matches(name, sorted(known), n=1) for name in unknown}
+        hint = "; ".join(f"did you mean {close[0]!r} for {name!r}?" for name, close in hints.items() if close)
+        raise ValueError(
+            f"{config_class.model_type} has no config field(s) {unknown}" + (f" ({hint})" if hint else "")
+            + f"; its fields are listed in the {config_class.__name__} docstring"
+        )
 
 
 METHODS: dict[str, MethodSpec] = {}

@@ -160,7 +160,7 @@ def test_noise_input_uses_mae_semantics_and_bad_masks_fail(images_rgb32):
     uneven[0, 2] = True
     with pytest.raises(ValueError, match="same number"):
         model(x, bool_masked_pos=uneven)
-    with pytest.raises(ValueError, match="at least one masked"):
+    with pytest.raises(ValueError, match="hides no patch"):
         model(x, bool_masked_pos=torch.zeros(2, 16, dtype=torch.bool))
 
 

@@ -54,6 +54,9 @@ def test_pretrain_rejects_bad_input(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         main(["pretrain", "--method", "mae", "--size", "tiny", "--data", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")])
+    with pytest.raises(ValueError, match=r"mim_jepa has no config field\(s\) \['mask_ratio'\]"):  # was stored, ignored
+        main(["pretrain", "--method", "jepa", "--size", "tiny", "--config_overrides", '{"mask_ratio": 0.9}',
+              "--max_train_samples", "8", "--output_dir", str(tmp_path / "o")])
 
 
 def test_demo_end_to_end(tmp_path, capsys):

@@ -1,3 +1,4 @@
+import inspect
 import math
 
 import pytest
@@ -96,3 +97,58 @@ def test_simmim_collator_masks_equal_in_model_masks(images_rgb32):
     model.mask_rng = torch.Generator().manual_seed(3)
     with torch.no_grad():
         assert torch.equal(model(images_rgb32).mask, batch["bool_masked_pos"])
+
+
+def accepts_mask(method) -> bool:
+    return "bool_masked_pos" in inspect.signature(hf_mim.get_method(method).pretraining_class.forward).parameters
+
+
+def unmasked_inputs(spec, model, images) -> tuple[dict, int]:
+    """The method's forward inputs without any masking input, and the mask length."""
+    inputs = spec.make_inputs(model, images)
+    given = inputs.get("bool_masked_pos", inputs.get("noise"))
+    length = given.shape[1] if given is not None else model.config.num_patches
+    return {k: v for k, v in inputs.items() if k not in ("noise", "bool_masked_pos")}, length
+
+
+@pytest.mark.parametrize("method", [m for m in sorted(hf_mim.METHODS) if accepts_mask(m)])
+def test_masks_that_hide_nothing_or_everything_or_are_not_bool_are_refused(method, images_rgb32):
+    """A mask hiding nothing made SimMIM, ColorMAE, MTO, MAE, SparK and MultiMAE train on a loss of 0; a float
+    tensor was read as a mask through .bool()."""
+    spec = hf_mim.get_method(method)
+    model = spec.pretraining_class(tiny_config(method)).eval()
+    inputs, length = unmasked_inputs(spec, model, images_rgb32[:2])
+    for mask, problem in (
+        (torch.zeros(2, length, dtype=torch.bool), "hides no patch"),
+        (torch.ones(2, length, dtype=torch.bool), "hides every patch"),
+        (torch.rand(2, length), "must be a bool tensor"),
+    ):
+        with pytest.raises(ValueError, match=problem), torch.no_grad():
+            model(**inputs, bool_masked_pos=mask)
+
+
+# MP3 with nothing masked is the paper's ablation (every patch is context): a valid run, not a silent zero loss
+@pytest.mark.parametrize("method", [m for m in sorted(hf_mim.METHODS) if m != "mp3" and hasattr(tiny_config(m), "mask_ratio")])
+def test_mask_ratio_zero_is_refused(method, images_rgb32):
+    spec = hf_mim.get_method(method)
+    try:
+        model = spec.pretraining_class(tiny_config(method, mask_ratio=0.0)).eval()
+    except ValueError as error:  # refused by the config: fine
+        assert "mask_ratio" in str(error)
+        return
+    inputs, length = unmasked_inputs(spec, model, images_rgb32[:2])
+    with pytest.raises(ValueError, match="mask"), torch.no_grad():
+        model(**inputs)
+    if "noise" in inspect.signature(model.forward).parameters:  # given noise does not bypass the ratio
+        with pytest.raises(ValueError, match="mask"), torch.no_grad():
+            model(**inputs, noise=torch.rand(2, length))
+
+
+@pytest.mark.parametrize("method", ["jepa", "multimae", "mixedae", "hybriddistill"])
+def test_fields_a_method_does_not_have_are_refused(method):
+    """PretrainedConfig stores any keyword: mask_ratio was kept and silently ignored by these four methods."""
+    with pytest.raises(ValueError, match=r"has no config field\(s\) \['mask_ratio'\]"):
+        hf_mim.get_method(method).make_config("tiny", mask_ratio=0.9)
+    assert "no ``mask_ratio``" in hf_mim.get_method(method).config_class.__doc__
+    with pytest.raises(ValueError, match="did you mean 'patch_size'"):
+        hf_mim.get_method(method).make_config("tiny", patch_sise=4)

@@ -102,3 +102,15 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
                         block_hf_mim=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK MIMImageProcessor" in result.stdout
+
+
+def test_checkpoint_of_another_method_raises_instead_of_random_init(tmp_path):
+    """An MAE checkpoint in SimMIM's class used to warn and initialise SimMIM's decoder and mask token at random;
+    a new task head's missing weights stay the normal load report."""
+    hf_mim.MAEForPreTraining(tiny_config("mae")).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"is a mim_mae checkpoint, not simmim: 3 weights of SimMIMForPreTraining "
+                                         r"missing from it \(decoder.0.bias, decoder.0.weight, encoder.mask_token\)"):
+        hf_mim.SimMIMForPreTraining.from_pretrained(tmp_path)
+    classifier, info = hf_mim.get_method("mae").classification_class.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight", "fc_norm.bias", "fc_norm.weight"]
+    assert type(AutoModelForPreTraining.from_pretrained(tmp_path)) is hf_mim.MAEForPreTraining

@@ -367,7 +367,7 @@ def convert_checkpoint(source, output_dir=None, source_format: str = "auto", con
     """Convert an official / third-party checkpoint into an hf_mim model (and save it with its processor and
     remote code when ``output_dir`` is given). Returns the model: the pre-training model when the checkpoint
     has its decoder, else the encoder (``XxxModel``)."""
-    from hf_mim.registry import get_method
+    from hf_mim.registry import check_config_fields, get_method
 
     state, source_config = load_source_state_dict(source)
     source_format = detect_format(state) if source_format == "auto" else source_format
@@ -376,6 +376,7 @@ def convert_checkpoint(source, output_dir=None, source_format: str = "auto", con
     mapping = FORMATS[source_format]
     converted = convert_state_dict(state, mapping)
     spec = get_method(TARGET_METHOD[source_format])
+    check_config_fields(spec.config_class, config_overrides or {})
     config = spec.config_class(**{**infer_config_kwargs(converted, spec.name, source_config), **(config_overrides or {})})
     has_head = any(not k.startswith("encoder.") for k in converted)
     if has_head:

@@ -2,6 +2,7 @@
 
 from hf_mim.masking.core import (
     MaskInfo,
+    check_mask,
     gather_tokens,
     mask_from_bool,
     mask_from_noise,
@@ -16,6 +17,7 @@ __all__ = [
     "MaskInfo",
     "RandomMaskGenerator",
     "SimMIMMaskGenerator",
+    "check_mask",
     "gather_tokens",
     "mask_from_bool",
     "mask_from_noise",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import AutoModelForPreTraining
+from transformers import AutoConfig, AutoModelForPreTraining
 
 from hf_mim.data import (
     IMAGE_COLUMN_CANDIDATES,
@@ -22,7 +22,7 @@ from hf_mim.data import (
     prepare_dataset,
     subset,
 )
-from hf_mim.registry import get_method
+from hf_mim.registry import check_config_fields, get_method
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import MIMTrainer, check_output_dir, checkpoint_to_resume, seed_run
 
@@ -95,6 +95,7 @@ def build_model_and_processor(args: PretrainArguments, train_dataset, image_colu
     spec = get_method(args.method)
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     if args.model_name_or_path:
+        check_config_fields(type(AutoConfig.from_pretrained(args.model_name_or_path)), overrides)
         model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
         try:
             from transformers import AutoImageProcessor

@@ -40,7 +40,7 @@ from .mim_layers_attention import CrossAttention, dispatch_attention, normalize_
 from .mim_layers_block import Mlp, TransformerBlock, residual_extras
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
-from .mim_masking_core import gather_tokens, mask_from_bool, mask_from_noise
+from .mim_masking_core import check_mask, gather_tokens, mask_from_bool, mask_from_noise
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, PixelTargetMixin
 from .configuration_cae import CAEConfig
 from .masking_cae import BlockMaskGenerator, RandomMaskGenerator
@@ -246,13 +246,10 @@ class CAEForPreTraining(PixelTargetMixin, CAEPreTrainedModel):
             return mask_from_noise(noise.to(pixel_values.device), self.config.mask_ratio).mask
         if bool_masked_pos is None:
             return self.mask_generator(batch, self.mask_rng, device=pixel_values.device)
-        mask = bool_masked_pos.reshape(batch, -1).bool().to(pixel_values.device)
+        mask = bool_masked_pos.reshape(batch, -1).to(pixel_values.device)
         if mask.shape[1] != num_patches:
             raise ValueError(f"bool_masked_pos must have {num_patches} patches per image, got {mask.shape[1]}")
-        counts = mask.sum(dim=1)
-        if bool((counts == 0).any() | (counts == num_patches).any()):
-            raise ValueError("CAE needs at least one masked and one visible patch per image; fix bool_masked_pos")
-        return mask
+        return check_mask(mask)
 
     def forward(
         self,

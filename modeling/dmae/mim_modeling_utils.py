@@ -23,7 +23,7 @@ from .mim_layers_block import LayerScale, TransformerBlock
 from .mim_layers_decoder import MAEDecoder
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
-from .mim_masking_core import MaskInfo, gather_tokens, mask_from_bool, mask_from_noise, random_noise
+from .mim_masking_core import MaskInfo, check_mask, gather_tokens, mask_from_bool, mask_from_noise, random_noise
 
 
 @dataclass
@@ -166,13 +166,13 @@ class MIMPreTrainedModel(PreTrainedModel):
 
     def noise_or_draw(self, noise, bool_masked_pos, ratio: float, batch_size: int, num_patches: int, device):
         """The ``noise`` a pre-training forward uses: a given mask (``noise`` or ``bool_masked_pos``) wins, else
-        noise is drawn from ``mask_rng``; drawing needs ``ratio > 0`` (a masked loss with nothing masked is an
+        noise is drawn from ``mask_rng``; noise needs ``ratio > 0`` (a masked loss with nothing masked is an
         error, not a silent zero)."""
-        if noise is not None or bool_masked_pos is not None:
+        if bool_masked_pos is not None:
             return noise
         if ratio == 0:
-            raise ValueError(f"{type(self).__name__} needs a mask: set mask_ratio > 0 or pass noise / bool_masked_pos")
-        return self.draw_noise(batch_size, num_patches, device)
+            raise ValueError(f"{type(self).__name__} needs a mask: set mask_ratio > 0 or pass bool_masked_pos")
+        return noise if noise is not None else self.draw_noise(batch_size, num_patches, device)
 
     def compute_mask(
         self,
@@ -207,6 +207,32 @@ class MIMPreTrainedModel(PreTrainedModel):
     def post_init(self):
         super().post_init()
         self.add_model_tags(["hf_mim", "masked-image-modeling", self.config.model_type])
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As transformers', except that a checkpoint of another method (its config's ``model_type`` differs)
+        whose weights do not fit this class raises, naming both types and the unmatched weights, instead of
+        warning and initialising them at random. A new task head's missing weights stay the usual report."""
+        if kwargs.get("config") is not None:  # an explicit config (the Auto classes pass the matching one)
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        hub = {k: kwargs[k] for k in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder") if k in kwargs}
+        source_type = cls.config_class.get_config_dict(pretrained_model_name_or_path, **hub)[0].get("model_type")
+        loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        unmatched = {
+            f"weights of {cls.__name__} missing from it": sorted(info["missing_keys"]),
+            "of its weights unused": sorted(info["unexpected_keys"]),
+        }
+        if source_type not in (None, cls.config_class.model_type) and any(unmatched.values()):
+            listed = "; ".join(
+                f"{len(keys)} {what} ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})"
+                for what, keys in unmatched.items() if keys
+            )
+            raise ValueError(
+                f"{pretrained_model_name_or_path} is a {source_type} checkpoint, not {cls.config_class.model_type}: "
+                f"{listed}. Load it with AutoModel / AutoModelForPreTraining, which pick the class of its model_type"
+            )
+        return (model, info) if loading_info else model
 
     def push_to_hub(self, repo_id: str, *args, **kwargs):
         """Push with an hf_mim model card (config, results, reconstruction image); extra keyword arguments:
@@ -442,6 +468,7 @@ class MIMViTModel(MIMPreTrainedModel):
         if replace_masked:
             if bool_masked_pos is None:
                 raise ValueError("replace_masked=True needs bool_masked_pos")
+            check_mask(bool_masked_pos)
             tokens, cls, grid = self.embed(pixel_values, bool_masked_pos, interpolate_pos_encoding)
             mask_info = None
             ids_keep = None

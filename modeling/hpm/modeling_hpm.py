@@ -46,7 +46,7 @@ from torch import nn
 
 from .mim_layers_block import TransformerBlock
 from .mim_layers_decoder import MAEDecoder
-from .mim_masking_core import mask_from_noise, num_visible_patches
+from .mim_masking_core import check_mask, mask_from_noise, num_visible_patches
 from .mim_modeling_utils import MIMPreTrainingOutput
 from .configuration_hpm import HPMConfig
 from .modeling_mae import MAEForImageClassification, MAEForPreTraining, MAEModel, MAEPreTrainedModel
@@ -277,7 +277,7 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         if bool_masked_pos is not None:
             if bool_masked_pos.shape != (batch, length):
                 raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}], got {tuple(bool_masked_pos.shape)}")
-            mask = bool_masked_pos.to(pixel_values.device).bool()
+            mask = check_mask(bool_masked_pos).to(pixel_values.device)
         elif noise is not None:
             if noise.shape != (batch, length):
                 raise ValueError(f"noise must have shape [{batch}, {length}], got {tuple(noise.shape)}")

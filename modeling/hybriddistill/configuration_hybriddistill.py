@@ -16,7 +16,8 @@ class HybridDistillConfig(MIMViTConfig):
     r"""
     ViT-B/16 student (see [`MIMViTConfig`]) with no decoder, distilled from two frozen teachers. No official code
     was released: every default below marked [unverified] follows the paper's text / our research notes and is a
-    config switch.
+    config switch. There is no ``mask_ratio`` (an override is refused): tokens are dropped progressively, as set by
+    ``drop_layers``, ``drop_ratios`` and the ``mask_schedule`` fields.
 
     Args:
         mim_teacher_name_or_path (`str` or `dict`, defaults to "facebook/vit-mae-base"): the MIM teacher whose token

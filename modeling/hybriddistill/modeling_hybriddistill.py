@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .mim_masking_core import check_mask
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
 from .configuration_hybriddistill import HybridDistillConfig
 from .mim_teacher import TeacherHolderMixin, cls_attention_importance, feature_loss, gather_patches, normalize_features
@@ -217,7 +218,7 @@ class HybridDistillForPreTraining(TeacherHolderMixin, HybridDistillPreTrainedMod
         if bool_masked_pos is not None:
             if bool_masked_pos.shape != (batch, num_patches):
                 raise ValueError(f"bool_masked_pos must have shape [{batch}, {num_patches}], got {tuple(bool_masked_pos.shape)}")
-            visible = (~bool_masked_pos.bool()).sum(1)
+            visible = (~check_mask(bool_masked_pos)).sum(1)
             if (visible != visible[0]).any() or visible[0] == 0:
                 raise ValueError("bool_masked_pos must keep the same (non-zero) number of patches in every row")
             # visible patches first (raster order within each group)

@@ -13,7 +13,8 @@ class MixedAEConfig(MIMViTConfig):
     masking per source at r = 4), the encoder runs on the mixed image with homologous TopK attention, the decoder
     reconstructs every source from its own positions, and a homologous contrastive loss makes patches recognise the
     patches of the same source. There is no official code: the values marked [unverified] are this implementation's
-    choices (see the modeling docstring).
+    choices (see the modeling docstring). There is no ``mask_ratio`` (an override is refused): each source keeps
+    ``1 / mixing_num_sources`` of the positions.
 
     Args:
         decoder_hidden_size (`int`, defaults to 512), decoder_num_hidden_layers (`int`, defaults to 8),

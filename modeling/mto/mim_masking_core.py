@@ -31,6 +31,26 @@ def num_visible_patches(num_patches: int, mask_ratio: float) -> int:
     return int(num_patches * (1 - mask_ratio))
 
 
+def check_mask(bool_masked_pos: torch.Tensor, allow_unmasked: bool = False) -> torch.Tensor:
+    """Refuse masks a masked-modeling loss cannot use: a non-bool tensor (``.bool()`` would read float noise as
+    "all masked"), or a row that hides no patch (the masked loss is 0 and the model trains on nothing) or every
+    patch (nothing left to predict from). ``allow_unmasked``: for encoders, where hiding nothing is dense encoding."""
+    if bool_masked_pos.dtype != torch.bool:
+        raise ValueError(
+            f"bool_masked_pos must be a bool tensor (True = masked), got {bool_masked_pos.dtype}; "
+            "pass mask.bool() for a 0/1 mask"
+        )
+    hidden = bool_masked_pos.flatten(1).sum(1)
+    refused = [(bool_masked_pos[0].numel(), "hides every patch", "mask_ratio < 1")]
+    if not allow_unmasked:
+        refused.append((0, "hides no patch", "mask_ratio > 0"))
+    for count, problem, fix in refused:
+        rows = (hidden == count).nonzero().flatten().tolist()
+        if rows:
+            raise ValueError(f"the mask {problem} in sample(s) {rows[:8]}: mask some patches and keep some visible ({fix})")
+    return bool_masked_pos
+
+
 def random_noise(batch_size: int, num_patches: int, device=None, generator: torch.Generator | None = None):
     """Uniform noise whose argsort defines a random mask. With a generator the noise is drawn on the CPU (so the
     same seed gives the same masks on any device) and then moved."""
@@ -45,6 +65,8 @@ def mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> MaskInfo:
         raise ValueError(f"noise must have shape [batch, num_patches], got {tuple(noise.shape)}")
     length = noise.shape[1]
     len_keep = num_visible_patches(length, mask_ratio)
+    if len_keep == 0:
+        raise ValueError(f"mask_ratio {mask_ratio} hides every patch of {length}: keep some visible")
     ids_shuffle = torch.argsort(noise, dim=1)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
     # ids_restore[b, i] is patch i's rank in the noise order, so it is masked exactly when that rank is not kept
@@ -60,7 +82,7 @@ def mask_from_bool(bool_masked_pos: torch.Tensor) -> MaskInfo:
     """
     if bool_masked_pos.ndim != 2:
         raise ValueError(f"bool_masked_pos must have shape [batch, num_patches], got {tuple(bool_masked_pos.shape)}")
-    mask = bool_masked_pos.bool()
+    mask = check_mask(bool_masked_pos)
     counts = mask.sum(dim=1)
     if counts.numel() and not bool((counts == counts[0]).all()):
         raise ValueError(

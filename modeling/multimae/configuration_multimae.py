@@ -13,6 +13,7 @@ class MultiMAEConfig(MIMViTConfig):
     adapter (decoder) per task. Defaults are the official ``cfgs/pretrain/multimae-b_98_rgb+-depth-semseg_1600e.yaml``:
     RGB + depth + semantic segmentation in and out, an extra norm-pix RGB head, 98 visible tokens split over the
     modalities by a Dirichlet(1) sample per image, 256-d decoders with 2 self-attention blocks and 8 heads.
+    There is no ``mask_ratio`` (an override is refused): ``num_encoded_tokens`` sets how many tokens stay visible.
 
     Modalities missing from a batch are simply not encoded (the official forward does the same), so the default
     config trains on RGB-only data: then all ``num_encoded_tokens`` come from RGB and only the RGB losses apply.

@@ -41,6 +41,7 @@ from transformers.utils import ModelOutput
 from .mim_layers_block import DropPath
 from .mim_layers_patch_embed import normalize_patches, patchify, unpatchify
 from .mim_layers_sparse_conv import SparseBatchNorm2d, SparseConv2d, SparseLayerNorm, SparseMaxPool2d, active_at, active_from_mask
+from .mim_masking_core import check_mask
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, classification_loss, is_loaded, torch_default_init_
 from .configuration_spark import SparKConfig
 
@@ -237,7 +238,7 @@ class SparKModel(SparKPreTrainedModel):
                     f"bool_masked_pos must have shape [{pixel_values.shape[0]}, {length}] (the grid at stride "
                     f"{stride}), got {tuple(bool_masked_pos.shape)}"
                 )
-            return bool_masked_pos.to(device=pixel_values.device, dtype=torch.bool)
+            return check_mask(bool_masked_pos, allow_unmasked=True).to(pixel_values.device)
         if noise is not None:
             if noise.shape != (pixel_values.shape[0], length):
                 raise ValueError(
@@ -421,7 +422,7 @@ class SparKForPreTraining(SparKPreTrainedModel):
             pixel_values, noise=noise, bool_masked_pos=bool_masked_pos, mask_ratio=ratio,
             output_hidden_states=output_hidden_states, return_dict=True,
         )
-        mask = encoded.mask
+        mask = check_mask(encoded.mask)  # the encoder takes an all-visible mask; the masked loss cannot
         active = active_from_mask(mask, grid)
         reconstruction = self.decoder(self.densify(encoded.feature_maps, active))
         logits = patchify(reconstruction, stride)

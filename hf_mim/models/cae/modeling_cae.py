@@ -38,7 +38,7 @@ from hf_mim.layers.attention import CrossAttention, dispatch_attention, normaliz
 from hf_mim.layers.block import Mlp, TransformerBlock, residual_extras
 from hf_mim.layers.patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from hf_mim.layers.pos_embed import sincos_2d
-from hf_mim.masking.core import gather_tokens, mask_from_bool, mask_from_noise
+from hf_mim.masking.core import check_mask, gather_tokens, mask_from_bool, mask_from_noise
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
@@ -250,13 +250,10 @@ class CAEForPreTraining(PixelTargetMixin, CAEPreTrainedModel):
             return mask_from_noise(noise.to(pixel_values.device), self.config.mask_ratio).mask
         if bool_masked_pos is None:
             return self.mask_generator(batch, self.mask_rng, device=pixel_values.device)
-        mask = bool_masked_pos.reshape(batch, -1).bool().to(pixel_values.device)
+        mask = bool_masked_pos.reshape(batch, -1).to(pixel_values.device)
         if mask.shape[1] != num_patches:
             raise ValueError(f"bool_masked_pos must have {num_patches} patches per image, got {mask.shape[1]}")
-        counts = mask.sum(dim=1)
-        if bool((counts == 0).any() | (counts == num_patches).any()):
-            raise ValueError("CAE needs at least one masked and one visible patch per image; fix bool_masked_pos")
-        return mask
+        return check_mask(mask)
 
     def forward(
         self,

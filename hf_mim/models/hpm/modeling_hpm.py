@@ -44,7 +44,7 @@ from torch import nn
 
 from hf_mim.layers.block import TransformerBlock
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.masking.core import mask_from_noise, num_visible_patches
+from hf_mim.masking.core import check_mask, mask_from_noise, num_visible_patches
 from hf_mim.modeling_utils import MIMPreTrainingOutput
 from hf_mim.models.hpm.configuration_hpm import HPMConfig
 from hf_mim.models.mae.modeling_mae import (
@@ -280,7 +280,7 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         if bool_masked_pos is not None:
             if bool_masked_pos.shape != (batch, length):
                 raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}], got {tuple(bool_masked_pos.shape)}")
-            mask = bool_masked_pos.to(pixel_values.device).bool()
+            mask = check_mask(bool_masked_pos).to(pixel_values.device)
         elif noise is not None:
             if noise.shape != (batch, length):
                 raise ValueError(f"noise must have shape [{batch}, {length}], got {tuple(noise.shape)}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hf_mim.masking.core import check_mask
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
@@ -226,7 +227,7 @@ class HybridDistillForPreTraining(TeacherHolderMixin, HybridDistillPreTrainedMod
         if bool_masked_pos is not None:
             if bool_masked_pos.shape != (batch, num_patches):
                 raise ValueError(f"bool_masked_pos must have shape [{batch}, {num_patches}], got {tuple(bool_masked_pos.shape)}")
-            visible = (~bool_masked_pos.bool()).sum(1)
+            visible = (~check_mask(bool_masked_pos)).sum(1)
             if (visible != visible[0]).any() or visible[0] == 0:
                 raise ValueError("bool_masked_pos must keep the same (non-zero) number of patches in every row")
             # visible patches first (raster order within each group)

@@ -16,6 +16,8 @@ class JEPAConfig(MIMViTConfig):
     r"""
     ViT encoder without a cls token (see [`MIMViTConfig`]; I-JEPA's ViT) plus a narrow predictor and multi-block
     masking. Defaults follow facebookresearch/ijepa (``configs/in1k_vith14_ep300.yaml``) on a ViT-B/16 backbone.
+    There is no ``mask_ratio`` (an override is refused): ``context_scale``, ``target_scale`` and
+    ``num_target_blocks`` set how much is hidden.
 
     Args:
         predictor_hidden_size (`int`, defaults to 384), predictor_num_hidden_layers (`int`, defaults to 12),

@@ -114,9 +114,9 @@ class MRMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, MRMAEPreTrainedM
         num_patches = grid[0] * grid[1]
         # one teacher forward each (full image), before masking: focused mimicking needs the attention maps
         teacher_outputs = {name: self.get_teacher(name)(pixel_values) for name in self.active_teachers()}
+        if bool_masked_pos is None and ratio == 0:
+            raise ValueError("MR-MAE pre-training needs a mask: set mask_ratio > 0 or pass bool_masked_pos")
         if noise is None and bool_masked_pos is None:
-            if ratio == 0:
-                raise ValueError("MR-MAE pre-training needs a mask: set mask_ratio > 0 or pass noise / bool_masked_pos")
             if self.config.visible_selection == "random":
                 noise = self.draw_noise(pixel_values.shape[0], num_patches, pixel_values.device)
             else:

@@ -46,6 +46,7 @@ from hf_mim.layers.sparse_conv import (
     active_at,
     active_from_mask,
 )
+from hf_mim.masking.core import check_mask
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
@@ -248,7 +249,7 @@ class SparKModel(SparKPreTrainedModel):
                     f"bool_masked_pos must have shape [{pixel_values.shape[0]}, {length}] (the grid at stride "
                     f"{stride}), got {tuple(bool_masked_pos.shape)}"
                 )
-            return bool_masked_pos.to(device=pixel_values.device, dtype=torch.bool)
+            return check_mask(bool_masked_pos, allow_unmasked=True).to(pixel_values.device)
         if noise is not None:
             if noise.shape != (pixel_values.shape[0], length):
                 raise ValueError(
@@ -432,7 +433,7 @@ class SparKForPreTraining(SparKPreTrainedModel):
             pixel_values, noise=noise, bool_masked_pos=bool_masked_pos, mask_ratio=ratio,
             output_hidden_states=output_hidden_states, return_dict=True,
         )
-        mask = encoded.mask
+        mask = check_mask(encoded.mask)  # the encoder takes an all-visible mask; the masked loss cannot
         active = active_from_mask(mask, grid)
         reconstruction = self.decoder(self.densify(encoded.feature_maps, active))
         logits = patchify(reconstruction, stride)
