@@ -169,8 +169,9 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def _frozen_eval_data(options):
     from transformers import AutoImageProcessor, AutoModel
 
-    from hf_mim.data import load_image_dataset, prepare_dataset, subset
+    from hf_mim.data import check_local_path, load_image_dataset, prepare_dataset, subset
 
+    check_local_path(options.checkpoint, "a saved checkpoint folder or a Hub model id")
     encoder = AutoModel.from_pretrained(options.checkpoint)
     if options.random_init:
         encoder = type(encoder)(encoder.config)
@@ -332,7 +333,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hf-mim: unknown command {command!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     _setup_logging()
-    COMMANDS[command](argv[1:])
+    return run_command(command, argv[1:])
+
+
+def _one_line(error: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_command(command: str, argv: list[str]) -> int:
+    """Run a command; a user error (bad data, paths, settings, a failed push) or Ctrl-C prints one line on stderr
+    instead of a traceback (``HF_MIM_DEBUG=1`` shows the traceback). Exit status 1 for errors, 130 for Ctrl-C."""
+    import os
+
+    try:
+        COMMANDS[command](argv)
+    except KeyboardInterrupt as interrupt:
+        print(f"hf-mim {command}: interrupted{': ' + _one_line(interrupt) if str(interrupt) else ''}", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as error:
+        from hf_mim.hub.push import PushError
+
+        if os.environ.get("HF_MIM_DEBUG") or (isinstance(error, RuntimeError) and not isinstance(error, PushError)):
+            raise
+        print(f"hf-mim {command}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -48,15 +48,49 @@ def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):
     assert Image.open(tmp_path / "grid.png").size[1] > 3 * 96
 
 
-def test_pretrain_rejects_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="unknown method 'nope'"):
-        main(["pretrain", "--method", "nope", "--output_dir", str(tmp_path)])
+def one_line_error(capsys, argv, code=1) -> str:
+    """Run the CLI; a user error must give exit status ``code`` and exactly one line on stderr, no traceback."""
+    assert main(argv) == code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hf-mim ") or "Traceback" in line]
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+def test_pretrain_rejects_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--size", "tiny", "--max_train_samples", "8", "--output_dir", str(tmp_path / "o")]
+    assert "unknown method 'nope'" in one_line_error(capsys, ["pretrain", "--method", "nope"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no images"):
-        main(["pretrain", "--method", "mae", "--size", "tiny", "--data", str(tmp_path / "empty"), "--output_dir", str(tmp_path / "o")])
-    with pytest.raises(ValueError, match=r"mim_jepa has no config field\(s\) \['mask_ratio'\]"):  # was stored, ignored
-        main(["pretrain", "--method", "jepa", "--size", "tiny", "--config_overrides", '{"mask_ratio": 0.9}',
-              "--max_train_samples", "8", "--output_dir", str(tmp_path / "o")])
+    assert "no images" in one_line_error(capsys, ["pretrain", "--data", str(tmp_path / "empty"), *tiny])
+    # was stored and silently ignored
+    assert "mim_jepa has no config field(s) ['mask_ratio']" in one_line_error(
+        capsys, ["pretrain", "--method", "jepa", "--config_overrides", '{"mask_ratio": 0.9}', *tiny])
+    # a missing local path is not a Hub connection problem
+    assert "no such file or directory: ./nope (pass a local folder" in one_line_error(capsys, ["pretrain", "--data", "./nope", *tiny])
+    (tmp_path / "outputs").mkdir()
+    assert "no such file or directory: outputs/mae (pass a saved checkpoint" in one_line_error(capsys, ["knn", "outputs/mae"])
+    for field in ("patch_size", "num_channels"):  # used to be a ZeroDivisionError / an empty conv deep inside
+        assert f"{field} must be a positive integer, got 0" in one_line_error(
+            capsys, ["pretrain", "--config_overrides", json.dumps({field: 0}), *tiny])
+
+
+def test_push_error_and_ctrl_c_print_one_line_and_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, capsys, monkeypatch):
+    assert "config.json is missing" in one_line_error(capsys, ["push", str(tmp_path), "me/nothing"])
+    from hf_mim.training.trainer import ModelStepHooks
+
+    def interrupt_after_two_steps(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+
+    common = ["pretrain", "--size", "tiny", "--output_dir", str(tmp_path / "run"), "--per_device_train_batch_size", "8",
+              "--max_train_samples", "64", "--save_strategy", "no", "--disable_tqdm", "true"]
+    with monkeypatch.context() as patch:
+        patch.setattr(ModelStepHooks, "on_step_end", interrupt_after_two_steps)
+        line = one_line_error(capsys, [*common, "--max_steps", "4"], code=130)
+    assert "interrupted: saved step 2 to" in line and "--resume_from_checkpoint last" in line
+    assert main([*common, "--max_steps", "3", "--resume_from_checkpoint", "last"]) == 0
+    assert (tmp_path / "run" / "checkpoint-2" / "trainer_state.json").exists()
+    assert json.loads((tmp_path / "run" / "trainer_state.json").read_text())["global_step"] == 3
 
 
 def test_demo_end_to_end(tmp_path, capsys):

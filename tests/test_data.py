@@ -72,7 +72,7 @@ def test_clear_errors_for_bad_data(tmp_path):
     Dataset.from_dict({"image": []}).to_parquet(str(tmp_path / "e.parquet"))
     with pytest.raises(DataError, match="empty"):
         load_image_dataset(str(tmp_path / "e.parquet"))
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="no such file or directory"):
         load_image_dataset(str(tmp_path / "missing.parquet"))
     with pytest.raises(DataError, match="label column 'y' not found"):
         prepare_dataset(load_image_dataset("demo", "test"), processor(1), with_labels=True, label_column="y")

@@ -132,3 +132,14 @@ def test_eager_and_sdpa_agree(method, images_rgb32):
     pred_s = out_s.logits if out_s.logits is not None else out_s.reconstruction
     assert (pred_e - pred_s).abs().max() < 1e-5
     assert abs(out_e.loss.item() - out_s.loss.item()) < 1e-5
+
+
+def test_clear_errors_for_uint8_empty_and_zero_sized_inputs():
+    model = hf_mim.MAEModel(tiny_config("mae"))
+    with pytest.raises(ValueError, match="must be a float tensor of normalised images, got torch.uint8; run the image processor"):
+        model(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="empty batch"):
+        model(torch.zeros(0, 3, 32, 32))
+    for method, field in (("mae", "patch_size"), ("mae", "num_channels"), ("spark", "num_channels")):
+        with pytest.raises(ValueError, match=f"{field} must be a positive integer, got 0"):
+            tiny_config(method, **{field: 0})

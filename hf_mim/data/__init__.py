@@ -26,6 +26,18 @@ class DataError(ValueError):
     """Raised for unusable data: missing columns, empty datasets, unknown sources."""
 
 
+def check_local_path(source: str, kinds: str) -> None:
+    """A source written as a local path (``./x``, ``/x``, ``~/x``, ``a/b/c``, ``x.parquet``, ``outputs/x`` when
+    ``outputs/`` exists) that does not exist is a typo, not a Hub id: say "no such file" instead of a Hub error."""
+    path = Path(os.path.expanduser(source))
+    looks_local = (
+        source.startswith((".", "/", "~")) or source.count("/") > 1 or path.suffix != ""
+        or ("/" in source and path.parent.is_dir())
+    )
+    if looks_local and not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {source} (pass {kinds})")
+
+
 def demo_data_files() -> dict[str, str]:
     return {"train": str(DEMO_DIR / "train.parquet"), "test": str(DEMO_DIR / "test.parquet")}
 
@@ -83,9 +95,10 @@ def _load(source, split, streaming, dataset_config):
             dataset = load_dataset("imagefolder", data_dir=str(path), split=split, streaming=streaming)
         elif path.suffix == ".parquet" or "*" in source:
             if "*" not in source and not path.exists():
-                raise DataError(f"parquet file {path} does not exist")
+                raise DataError(f"no such file or directory: {source} (pass a local folder, a parquet file or a Hub dataset id)")
             dataset = load_dataset("parquet", data_files=source, split=split, streaming=streaming)
         else:
+            check_local_path(source, "a local folder, a parquet file or a Hub dataset id")
             dataset = load_dataset(source, dataset_config, split=split, streaming=streaming)
     return dataset
 

@@ -14,7 +14,15 @@ from pathlib import Path
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
+from hf_mim.data import (
+    LABEL_COLUMN_CANDIDATES,
+    MIMCollator,
+    check_local_path,
+    find_column,
+    load_image_dataset,
+    prepare_dataset,
+    subset,
+)
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import (
@@ -138,6 +146,7 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     """Fine-tune and evaluate; returns ``(trainer, eval_metrics)``. With LoRA, the adapters are saved to
     ``output_dir`` and the merged model to ``output_dir/merged``."""
     check_output_dir(training_args.output_dir)
+    check_local_path(args.checkpoint, "a saved checkpoint folder or a Hub model id")
     processor = AutoImageProcessor.from_pretrained(args.checkpoint)
     train_raw = load_image_dataset(args.data, args.train_split)
     eval_raw = load_image_dataset(args.data, args.eval_split)

@@ -151,6 +151,9 @@ def visualize_checkpoint(checkpoint, sources, output, mask_ratio=None, max_image
 
     from transformers import AutoImageProcessor, AutoModelForPreTraining
 
+    from hf_mim.data import check_local_path
+
+    check_local_path(str(checkpoint), "a saved checkpoint folder or a Hub model id")
     model = AutoModelForPreTraining.from_pretrained(checkpoint).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint)
     inputs = evaluation_inputs(model, processor, _collect_images(list(sources), max_images))

@@ -128,6 +128,22 @@ class MIMTrainer(Trainer):
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self._loss_terms: dict[str, list[float]] = {}
 
+    def train(self, *args, **kwargs):
+        """``Trainer.train``; on Ctrl-C it first saves a checkpoint of the finished optimizer steps, so the run
+        continues with ``--resume_from_checkpoint last``."""
+        try:
+            return super().train(*args, **kwargs)
+        except KeyboardInterrupt:
+            step = self.state.global_step
+            if step == 0:
+                raise KeyboardInterrupt("no optimizer step finished, nothing to save") from None
+            folder = Path(self.args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+            if not (folder / "trainer_state.json").exists():
+                self._save_checkpoint(self.model, trial=None)
+            raise KeyboardInterrupt(
+                f"saved step {step} to {folder}; continue with --resume_from_checkpoint last"
+            ) from None
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """Save as Trainer does, plus the training settings as JSON (read by model cards instead of the pickle)."""
         super()._save(output_dir, state_dict=state_dict)

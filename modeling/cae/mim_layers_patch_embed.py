@@ -40,7 +40,14 @@ class PatchEmbed(nn.Module):
             raise ValueError(
                 f"pixel_values must have shape [batch, channels, height, width], got {tuple(pixel_values.shape)}"
             )
-        _, channels, height, width = pixel_values.shape
+        batch, channels, height, width = pixel_values.shape
+        if batch == 0:
+            raise ValueError("pixel_values is an empty batch (0 images): pass at least one image")
+        if not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values must be a float tensor of normalised images, got {pixel_values.dtype}; "
+                "run the image processor (or divide by 255 and normalise)"
+            )
         if channels != self.num_channels:
             raise ValueError(
                 f"pixel_values has {channels} channel(s) but the model expects {self.num_channels} "

@@ -12,6 +12,14 @@ POSITION_EMBEDDING_TYPES = ("sincos", "learned", "none")
 POOLING_TYPES = ("mean", "cls")
 
 
+def check_positive(config, *names: str) -> None:
+    """Sizes and counts must be positive integers: 0 otherwise fails deep inside the model (division by zero)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 class MIMViTConfig(PreTrainedConfig):
     r"""
     Args:
@@ -62,6 +70,9 @@ class MIMViTConfig(PreTrainedConfig):
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = [int(s) for s in self.image_size]
         sizes = self.image_size if isinstance(self.image_size, list) else [self.image_size] * 2
+        check_positive(self, "patch_size", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads")
+        if min(sizes) <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
         if any(size % self.patch_size for size in sizes):
             raise ValueError(f"image_size {self.image_size} must be divisible by patch_size {self.patch_size}")
         if self.hidden_size % self.num_attention_heads:

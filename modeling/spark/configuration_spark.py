@@ -7,6 +7,8 @@ import math
 
 from transformers import PreTrainedConfig
 
+from .mim_configuration_utils import check_positive
+
 LAYER_TYPES = ("bottleneck", "basic")
 DENSIFY_NORMS = ("bn", "ln", "identity")
 
@@ -103,6 +105,7 @@ class SparKConfig(PreTrainedConfig):
             )
         if isinstance(self.image_size, (list, tuple)):
             raise ValueError("SparK supports square inputs only: give image_size as one int")
+        check_positive(self, "image_size", "patch_size", "num_channels")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size {self.image_size} must be divisible by the encoder's total stride {self.patch_size}"
