@@ -97,3 +97,24 @@ def test_subset_is_a_seeded_random_sample_not_the_first_rows():
     assert len(picked) == 100 and len(set(picked["label"])) >= 8  # the first 100 rows would be classes 0 and 1
     assert picked["label"] == subset(sorted_by_class, 100)["label"]  # seeded
     assert subset(sorted_by_class, None) is sorted_by_class and len(subset(sorted_by_class, 10_000)) == 500
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_16_and_32_bit_images_are_scaled_not_clipped_to_white(mode, tmp_path):
+    """PIL's convert("L") clips 16/32-bit values at 255: a dark-to-bright 16-bit ramp came out all white."""
+    from hf_mim.training.pretrain import estimate_channel_stats
+
+    ramp8 = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (32, 1))
+    wide = Image.fromarray(ramp8.astype(np.uint16) * 257)
+    wide = wide.convert("I") if mode == "I" else wide
+    (tmp_path / "images").mkdir()
+    wide.save(tmp_path / "images" / "ramp.tif")
+    data = load_image_dataset(str(tmp_path / "images"))
+    assert Image.open(tmp_path / "images" / "ramp.tif").mode == mode
+    gray = processor(1)
+    reference = hf_mim.data.build_transform(gray, train=False)(Image.fromarray(ramp8))
+    assert torch.allclose(prepare_dataset(data, gray, train=False)[0]["pixel_values"], reference, atol=1e-6)
+    mean, std = estimate_channel_stats(data, "image", 1)
+    assert abs(mean[0] - 0.5) < 0.01 and std[0] > 0.25  # all-white data gave mean 1, std 0
+    processed = gray(Image.open(tmp_path / "images" / "ramp.tif"), return_tensors="pt")["pixel_values"]
+    assert torch.allclose(processed, gray(Image.fromarray(ramp8), return_tensors="pt")["pixel_values"], atol=1e-6)

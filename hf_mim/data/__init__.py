@@ -13,6 +13,8 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
+from hf_mim.processing.image_processing_mim import to_8bit
+
 logger = logging.getLogger(__name__)
 
 DEMO_DIR = Path(__file__).parent / "demo"
@@ -141,12 +143,18 @@ def open_image(value) -> Image.Image:
     return image
 
 
+def to_mode(image: Image.Image, mode: str | None) -> Image.Image:
+    """``image`` in PIL ``mode`` ("L" / "RGB"; None keeps it), 16- and 32-bit images scaled to 8 bits first."""
+    image = to_8bit(image)
+    return image.convert(mode) if mode and image.mode != mode else image
+
+
 def build_transform(processor, train: bool = True, scale=(0.2, 1.0), hflip: bool = True):
     """torchvision v2 pipeline from a processor's size / channels / mean / std. Training: RandomResizedCrop
     (bicubic, ``scale``) + horizontal flip, as MAE; evaluation: resize to the model size."""
     size = (processor.size["height"], processor.size["width"])
     mode = {1: "L", 3: "RGB"}.get(processor.num_channels)
-    steps = [v2.Lambda(lambda im: im.convert(mode) if mode and im.mode != mode else im), v2.PILToTensor()]
+    steps = [v2.Lambda(lambda im: to_mode(im, mode)), v2.PILToTensor()]
     if train:
         steps.append(v2.RandomResizedCrop(size, scale=scale, interpolation=v2.InterpolationMode.BICUBIC, antialias=True))
         if hflip:

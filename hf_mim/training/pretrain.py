@@ -21,6 +21,7 @@ from hf_mim.data import (
     open_image,
     prepare_dataset,
     subset,
+    to_mode,
 )
 from hf_mim.registry import check_config_fields, get_method
 from hf_mim.training.arguments import MIMTrainingArguments
@@ -78,8 +79,7 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     total, total_sq, count = torch.zeros(num_channels, dtype=torch.float64), torch.zeros(num_channels, dtype=torch.float64), 0
     rows = subset(dataset, limit) if hasattr(dataset, "select") else dataset.take(limit)
     for row in rows:
-        image = open_image(row[image_column])
-        image = image.convert(mode) if mode and image.mode != mode else image
+        image = to_mode(open_image(row[image_column]), mode)
         pixels = torch.tensor(np.asarray(image), dtype=torch.float64).reshape(-1, num_channels) / 255.0
         total += pixels.sum(0)
         total_sq += (pixels**2).sum(0)

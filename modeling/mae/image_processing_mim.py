@@ -3,12 +3,31 @@
 """Image processor shared by every hf_mim image model: resize, rescale, normalise with per-channel statistics
 for any number of channels (RGB, grayscale, multispectral), and optionally draw a mask per image."""
 
+import numpy as np
 import torch
+from PIL import Image
 from transformers.image_processing_backends import TorchvisionBackend
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.processing_utils import ImagesKwargs
 
 from .mim_masking_generators import RandomMaskGenerator, SimMIMMaskGenerator
+
+WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def to_8bit(image: "Image.Image") -> "Image.Image":
+    """16- and 32-bit grayscale images as 8-bit "L": PIL's ``convert`` clips their values at 255 (all white).
+    ``I;16`` (and ``I`` holding 16-bit values) scale by 255 / 65535, float images in [0, 1] by 255, anything
+    wider by 255 / its maximum."""
+    if image.mode not in WIDE_MODES:
+        return image
+    array = np.asarray(image, dtype=np.float64)
+    top = float(array.max(initial=0.0))
+    if image.mode == "F":
+        scale = 1.0 if top <= 1.0 else top
+    else:
+        scale = 65535.0 if image.mode.startswith("I;16") or top <= 65535 else top
+    return Image.fromarray(np.clip(np.rint(array / scale * 255.0), 0, 255).astype(np.uint8), "L")
 
 MASK_TYPES = ("random", "simmim")
 
@@ -64,6 +83,7 @@ class MIMImageProcessor(TorchvisionBackend):
     def process_image(self, image, *args, num_channels: int | None = None, **kwargs):
         num_channels = num_channels or self.num_channels
         if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL: make the mode match the model
+            image = to_8bit(image)
             target = {3: "RGB", 1: "L"}.get(num_channels)
             if target is not None and image.mode != target:
                 image = image.convert(target)
