@@ -118,3 +118,23 @@ def test_16_and_32_bit_images_are_scaled_not_clipped_to_white(mode, tmp_path):
     assert abs(mean[0] - 0.5) < 0.01 and std[0] > 0.25  # all-white data gave mean 1, std 0
     processed = gray(Image.open(tmp_path / "images" / "ramp.tif"), return_tensors="pt")["pixel_values"]
     assert torch.allclose(processed, gray(Image.fromarray(ramp8), return_tensors="pt")["pixel_values"], atol=1e-6)
+
+
+def test_channels_come_from_a_sample_of_readable_images_and_a_mix_warns(tmp_path, caplog):
+    """The channel count was read from the first file only (a corrupt first file crashed the run; an RGB first
+    file made grayscale data RGB), and the channel statistics crashed on unreadable files."""
+    from hf_mim.training.pretrain import detect_num_channels, estimate_channel_stats
+
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    (folder / "0_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(folder / f"{i + 1}.png")
+    data = load_image_dataset(str(folder))
+    assert detect_num_channels(data, "image") == 1
+    mean, _ = estimate_channel_stats(data, "image", 1)
+    assert abs(mean[0] - 100 / 255) < 1e-3  # the six readable images, mean gray 100
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(folder / "7_colour.png")
+    with caplog.at_level("WARNING"):
+        assert detect_num_channels(load_image_dataset(str(folder)), "image") == 3
+    assert "mixes grayscale (6) and colour (1)" in caplog.text

@@ -149,6 +149,27 @@ def to_mode(image: Image.Image, mode: str | None) -> Image.Image:
     return image.convert(mode) if mode and image.mode != mode else image
 
 
+# what a corrupt, truncated, unsupported or oversized (decompression bomb) image file raises when decoded
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError)
+
+
+def undecoded(dataset, image_column: str):
+    """``dataset`` with its image column left as bytes / paths: we decode (and skip unreadable files) ourselves
+    instead of ``datasets`` raising in the middle of a loop."""
+    if isinstance((dataset.features or {}).get(image_column), ImageFeature):
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    return dataset
+
+
+def read_image(value) -> Image.Image | None:
+    """:func:`open_image`, or None (logged) when the image cannot be decoded: one bad file never stops a run."""
+    try:
+        return open_image(value)
+    except UNREADABLE as error:
+        logger.warning("unreadable image skipped: %s", error)
+        return None
+
+
 def build_transform(processor, train: bool = True, scale=(0.2, 1.0), hflip: bool = True):
     """torchvision v2 pipeline from a processor's size / channels / mean / std. Training: RandomResizedCrop
     (bicubic, ``scale``) + horizontal flip, as MAE; evaluation: resize to the model size."""
@@ -182,7 +203,7 @@ class ImageTransform:
     def decode(self, value):
         try:
             return self.transform(open_image(value))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as error:
+        except UNREADABLE as error:
             logger.debug("unreadable image skipped: %s", error)
             return None
 
@@ -215,9 +236,7 @@ def prepare_dataset(
         if with_labels
         else None
     )
-    features = dataset.features or {}
-    if isinstance(features.get(image_column), ImageFeature):
-        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    dataset = undecoded(dataset, image_column)
     transform = ImageTransform(
         transform or build_transform(processor, train=train, scale=scale), image_column, label_column
     )

@@ -6,6 +6,7 @@ Builds (or loads) a model, its processor and the data, then trains with :class:`
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,16 +19,19 @@ from hf_mim.data import (
     MIMCollator,
     find_column,
     load_image_dataset,
-    open_image,
     prepare_dataset,
+    read_image,
     subset,
     to_mode,
+    undecoded,
 )
 from hf_mim.registry import check_config_fields, get_method
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import MIMTrainer, check_output_dir, checkpoint_to_resume, seed_run
 
 logger = logging.getLogger(__name__)
+
+GRAY_MODES = ("L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F", "1", "LA")
 
 
 @dataclass
@@ -66,10 +70,23 @@ class PretrainArguments:
     )
 
 
-def detect_num_channels(dataset, image_column: str) -> int:
-    """1 for grayscale data, 3 otherwise (RGBA / palette images are converted to RGB)."""
-    sample = next(iter(dataset))
-    return 1 if open_image(sample[image_column]).mode in ("L", "I", "I;16", "F", "1") else 3
+def detect_num_channels(dataset, image_column: str, sample: int = 64) -> int:
+    """1 for grayscale data, 3 otherwise (RGBA / palette images are converted to RGB), decided on a seeded sample
+    of up to ``sample`` readable images: a folder mixing both trains on 3 channels, with a warning."""
+    dataset = undecoded(dataset, image_column)
+    rows = subset(dataset, sample) if hasattr(dataset, "select") else dataset.take(sample)
+    images = [read_image(row[image_column]) for row in rows]
+    channels = Counter(1 if image.mode in GRAY_MODES else 3 for image in images if image is not None)
+    if not channels:
+        raise DataError(f"none of {len(images)} sampled images could be read: check the data")
+    if len(channels) > 1:
+        logger.warning(
+            "the data mixes grayscale (%d) and colour (%d) images in a sample of %d: training on 3 channels "
+            "(grayscale repeated); pass --config_overrides '{\"num_channels\": 1}' to train on grayscale",
+            channels[1], channels[3], len(images),
+        )
+        return 3
+    return next(iter(channels))
 
 
 def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit: int = 2000):
@@ -77,9 +94,13 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     statistics of non-ImageNet data such as grayscale or multispectral sets)."""
     mode = {1: "L", 3: "RGB"}.get(num_channels)
     total, total_sq, count = torch.zeros(num_channels, dtype=torch.float64), torch.zeros(num_channels, dtype=torch.float64), 0
+    dataset = undecoded(dataset, image_column)
     rows = subset(dataset, limit) if hasattr(dataset, "select") else dataset.take(limit)
     for row in rows:
-        image = to_mode(open_image(row[image_column]), mode)
+        image = read_image(row[image_column])
+        if image is None:
+            continue
+        image = to_mode(image, mode)
         pixels = torch.tensor(np.asarray(image), dtype=torch.float64).reshape(-1, num_channels) / 255.0
         total += pixels.sum(0)
         total_sq += (pixels**2).sum(0)
