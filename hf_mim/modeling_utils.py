@@ -17,7 +17,7 @@ from transformers.utils import ModelOutput
 
 from hf_mim.configuration_utils import MIMViTConfig
 from hf_mim.layers.attention import Attention, RelativePositionBias
-from hf_mim.layers.block import LayerScale, TransformerBlock
+from hf_mim.layers.block import LayerScale, TransformerBlock, drop_path_rates
 from hf_mim.layers.decoder import MAEDecoder
 from hf_mim.layers.patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from hf_mim.layers.pos_embed import sincos_2d
@@ -276,7 +276,7 @@ class MIMViTModel(MIMPreTrainedModel):
             if not config.use_cls_token:
                 raise ValueError("the shared relative position bias expects a cls token (use_cls_token=True)")
             self.rel_pos_bias = RelativePositionBias(self.patch_embed.grid_size, config.num_attention_heads)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(

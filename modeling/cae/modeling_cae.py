@@ -37,7 +37,7 @@ from torch import nn
 from transformers import initialization as init
 
 from .mim_layers_attention import CrossAttention, dispatch_attention, normalize_qkv_bias
-from .mim_layers_block import Mlp, TransformerBlock, residual_extras
+from .mim_layers_block import Mlp, TransformerBlock, drop_path_rates, residual_extras
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
 from .mim_masking_core import gather_tokens, mask_from_bool, mask_from_noise
@@ -145,7 +145,7 @@ class CAERegressor(nn.Module):
 
     def __init__(self, config: CAEConfig):
         super().__init__()
-        rates = torch.linspace(0, config.drop_path_rate, config.regressor_num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.regressor_num_hidden_layers)
         self.blocks = nn.ModuleList([CAERegressorBlock(config, rate) for rate in rates])
         self.norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
 
@@ -163,7 +163,7 @@ class CAEDecoder(nn.Module):
     def __init__(self, config: CAEConfig, output_dim: int):
         super().__init__()
         dim = config.decoder_hidden_size
-        rates = torch.linspace(0, config.drop_path_rate, config.decoder_num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.decoder_num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(

@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .mim_configuration_utils import MIMViTConfig
 from .mim_layers_attention import Attention, RelativePositionBias
-from .mim_layers_block import LayerScale, TransformerBlock
+from .mim_layers_block import LayerScale, TransformerBlock, drop_path_rates
 from .mim_layers_decoder import MAEDecoder
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
@@ -278,7 +278,7 @@ class MIMViTModel(MIMPreTrainedModel):
             if not config.use_cls_token:
                 raise ValueError("the shared relative position bias expects a cls token (use_cls_token=True)")
             self.rel_pos_bias = RelativePositionBias(self.patch_embed.grid_size, config.num_attention_heads)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(
