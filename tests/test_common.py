@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hf_mim
-from hf_mim.layers import drop_path_rates
+from hf_mim.layers import Attention, CrossAttention, drop_path_rates
 
 METHODS = sorted(hf_mim.registry.discover())
 
@@ -33,3 +33,32 @@ def test_builds_on_the_meta_device(method):
         torch.manual_seed(0)
         reference = {k: v.shape for k, v in cls(config).state_dict().items()}
         assert {k: v.shape for k, v in model.state_dict().items()} == reference, cls.__name__
+
+
+def build_pretraining(method, attn_implementation="eager"):
+    spec = hf_mim.get_method(method)
+    config = spec.make_config("tiny")
+    torch.manual_seed(0)
+    model = spec.pretraining_class(config).eval()
+    if has_attention(model):
+        model.set_attn_implementation(attn_implementation)
+    return spec, model
+
+
+def has_attention(model) -> bool:
+    return any(isinstance(module, (Attention, CrossAttention)) for module in model.modules())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pretraining_returns_hidden_states_and_attentions_when_asked(method, images_rgb32):
+    spec, model = build_pretraining(method)
+    inputs = spec.make_inputs(model, images_rgb32[:4])
+    with torch.no_grad():
+        plain = model(**inputs)
+        full = model(**inputs, output_hidden_states=True, output_attentions=True)
+    assert plain.hidden_states is None and plain.attentions is None
+    assert torch.equal(plain.loss, full.loss)
+    assert full.hidden_states and all(torch.is_tensor(h) for h in full.hidden_states)
+    if has_attention(model):
+        assert full.attentions and all(torch.is_tensor(a) for a in full.attentions)
+        assert all(torch.allclose(a.float().sum(-1), torch.ones(())) for a in full.attentions)  # softmax rows
