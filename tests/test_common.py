@@ -1,11 +1,13 @@
 """transformers-style common checks over every registered method (``hf_mim.registry.discover()``), so a new
 method inherits them: meta-device construction, init of every missing weight, eager == sdpa, tuple outputs."""
 
+import warnings
+
 import pytest
 import torch
 
 import hf_mim
-from hf_mim.layers import Attention, CrossAttention, drop_path_rates
+from hf_mim.layers import Attention, CrossAttention, RelativePositionBias, drop_path_rates
 
 METHODS = sorted(hf_mim.registry.discover())
 
@@ -62,3 +64,53 @@ def test_pretraining_returns_hidden_states_and_attentions_when_asked(method, ima
     if has_attention(model):
         assert full.attentions and all(torch.is_tensor(a) for a in full.attentions)
         assert all(torch.allclose(a.float().sum(-1), torch.ones(())) for a in full.attentions)  # softmax rows
+
+
+def flat_tensors(output) -> list:
+    """Every tensor in a (nested) model output, in order (ModelOutput fields, tuples, dicts)."""
+    if torch.is_tensor(output):
+        return [output]
+    if isinstance(output, dict):  # ModelOutput included: its set fields, in order
+        return [t for value in output.values() for t in flat_tensors(value)]
+    if isinstance(output, (tuple, list)):
+        return [t for value in output for t in flat_tensors(value)]
+    return []
+
+
+def run(model, inputs, **kwargs):
+    torch.manual_seed(0)
+    model.mask_rng = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        return model(**inputs, **kwargs)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_sdpa_equals_eager_and_falls_back_to_eager_for_attention_maps(method, images_rgb32):
+    spec, model = build_pretraining(method, "eager")
+    if not has_attention(model):
+        pytest.skip("no attention layers")
+    for module in model.modules():  # exercise the attention-bias path too (the table starts at zero)
+        if isinstance(module, RelativePositionBias):
+            torch.nn.init.normal_(module.relative_position_bias_table, std=0.5)
+    inputs = spec.make_inputs(model, images_rgb32[:4])
+    eager = run(model, inputs, output_hidden_states=True, output_attentions=True)
+    model.set_attn_implementation("sdpa")
+    sdpa = run(model, inputs, output_hidden_states=True)
+    assert_same_outputs(sdpa, eager, atol=1e-5)
+    # attention maps under sdpa: that call runs eager attention (with a warning, see test_layers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fallback = run(model, inputs, output_hidden_states=True, output_attentions=True)
+    assert model.config._attn_implementation == "sdpa"
+    assert all(torch.is_tensor(a) for a in fallback.attentions)
+    assert_same_outputs(fallback, eager, atol=1e-5)
+
+
+def assert_same_outputs(output, reference, atol=0.0):
+    """Every field of ``output`` equals that field of ``reference`` (``atol`` 0: bit-exact)."""
+    assert len(output) > 1 and set(output) <= set(reference)
+    for key in output:
+        got, expected = flat_tensors(output[key]), flat_tensors(reference[key])
+        assert len(got) == len(expected), key
+        for a, b in zip(got, expected):
+            torch.testing.assert_close(a, b, atol=atol, rtol=0 if atol == 0 else 1e-4, msg=key)
