@@ -26,7 +26,7 @@ from transformers import initialization as init
 
 from .mim_layers_block import TransformerBlock
 from .mim_layers_pos_embed import sincos_2d
-from .mim_masking_core import gather_tokens
+from .mim_masking_core import check_values, gather_tokens
 from .mim_masking_multiblock import sample_multiblock_masks
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, is_loaded
 from .configuration_jepa import JEPAConfig
@@ -176,8 +176,10 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
                 f"context_ids must be [batch, num_context] and target_ids [batch, blocks, per_block] for batch {batch}, "
                 f"got {tuple(context_ids.shape)} and {tuple(target_ids.shape)}"
             )
-        if int(torch.cat([context_ids.flatten(), target_ids.flatten()]).max()) >= num_patches:
-            raise ValueError(f"mask indices must be < {num_patches} (the number of patches)")
+        check_values(
+            torch.cat([context_ids.flatten(), target_ids.flatten()]).max() < num_patches,
+            f"mask indices must be < {num_patches} (the number of patches)",
+        )
         context_ids, target_ids = context_ids.to(pixel_values.device), target_ids.to(pixel_values.device)
 
         with torch.no_grad():

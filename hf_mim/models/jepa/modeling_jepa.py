@@ -24,7 +24,7 @@ from transformers import initialization as init
 
 from hf_mim.layers.block import TransformerBlock
 from hf_mim.layers.pos_embed import sincos_2d
-from hf_mim.masking.core import gather_tokens
+from hf_mim.masking.core import check_values, gather_tokens
 from hf_mim.masking.multiblock import sample_multiblock_masks
 from hf_mim.modeling_utils import (
     MIMPreTrainedModel,
@@ -180,8 +180,10 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
                 f"context_ids must be [batch, num_context] and target_ids [batch, blocks, per_block] for batch {batch}, "
                 f"got {tuple(context_ids.shape)} and {tuple(target_ids.shape)}"
             )
-        if int(torch.cat([context_ids.flatten(), target_ids.flatten()]).max()) >= num_patches:
-            raise ValueError(f"mask indices must be < {num_patches} (the number of patches)")
+        check_values(
+            torch.cat([context_ids.flatten(), target_ids.flatten()]).max() < num_patches,
+            f"mask indices must be < {num_patches} (the number of patches)",
+        )
         context_ids, target_ids = context_ids.to(pixel_values.device), target_ids.to(pixel_values.device)
 
         with torch.no_grad():
