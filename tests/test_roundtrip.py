@@ -102,3 +102,29 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
                         block_hf_mim=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK MIMImageProcessor" in result.stdout
+
+
+def test_pipeline_on_a_saved_checkpoint_needs_no_trust_remote_code(tmp_path, images_rgb32):
+    spec, config, model, processor = build("mae")
+    model.save_pretrained(tmp_path / "checkpoint")  # with its remote code and auto_map, as Trainer saves it
+    processor.save_pretrained(tmp_path / "checkpoint")
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, torch
+        from PIL import Image
+        import hf_mim
+        from transformers import AutoModel, pipeline
+        extractor = pipeline("image-feature-extraction", model={str(tmp_path / "checkpoint")!r})
+        assert type(extractor.model) is hf_mim.MAEModel, type(extractor.model)
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+        features = extractor(image, return_tensors=True)
+        with torch.no_grad():
+            expected = extractor.model(**extractor.image_processor(image, return_tensors="pt")).last_hidden_state
+        assert torch.equal(features, expected)
+        print("OK")
+        """
+    )
+    # stdin is closed: a trust_remote_code prompt would fail the pipeline's processor loading and print it
+    result = run_python(script, tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert "trust_remote_code" not in result.stdout + result.stderr
