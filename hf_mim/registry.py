@@ -17,7 +17,9 @@ from transformers import (
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForPreTraining,
+    AutoVideoProcessor,
 )
+from transformers.video_processing_utils import BaseVideoProcessor
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,10 @@ def register(spec: MethodSpec) -> None:
 
     processor = spec.processor_class or MIMImageProcessor
     AutoImageProcessor.register(spec.config_class, image_processor_classes={"torchvision": processor}, exist_ok=True)
+    # say locally which video processor the method has (none for image methods): otherwise pipeline() reads the
+    # image processor's auto_map as a remote video processor and asks for trust_remote_code
+    video = {"torchvision": processor} if issubclass(processor, BaseVideoProcessor) else {}
+    AutoVideoProcessor.register(spec.config_class, video_processor_classes=video, exist_ok=True)
     METHODS[spec.name] = spec
 
 

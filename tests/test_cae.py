@@ -219,3 +219,18 @@ def test_default_forward_draws_block_masks_from_mask_rng(images_rgb32):
         second = model(images_rgb32[:4])
     assert torch.equal(first.mask, second.mask) and torch.equal(first.loss, second.loss)
     assert model.config.num_masking_patches == 8 and torch.all(first.mask.sum(1) == 8)
+
+
+def test_pretraining_forward_exports_with_the_mask_checks_as_runtime_assertions(images_rgb32):
+    model = build()
+    x = images_rgb32[:2]
+    generator = torch.Generator().manual_seed(0)
+    first, second = model.mask_generator(2, generator), model.mask_generator(2, generator)
+    exported = torch.export.export(model, (), {"pixel_values": x, "bool_masked_pos": first}, strict=False).module()
+    with torch.no_grad():
+        assert torch.equal(exported(pixel_values=x, bool_masked_pos=second).loss, model(x, bool_masked_pos=second).loss)
+    uneven = second.clone()
+    uneven[0] = False
+    uneven[0, :3] = True
+    with pytest.raises(RuntimeError, match="Runtime assertion failed"):  # the eager ValueError, kept in the program
+        exported(pixel_values=x, bool_masked_pos=uneven)

@@ -2,17 +2,20 @@
 against an independent functional forward that reads the official keys directly."""
 
 import argparse
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import ViTMAEConfig, ViTMAEForPreTraining
+from transformers import ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel
 
 import hf_mim
 from hf_mim.hub.convert import (
+    MIN_MASK_CELLS_PER_SIDE,
     ConversionError,
     convert_checkpoint,
     detect_format,
+    simmim_mask_patch_size,
     to_transformers_vitmae,
 )
 
@@ -260,6 +263,59 @@ def test_official_simmim_checkpoint(tmp_path, images):
     assert abs(out.loss.item() - expected_loss.item()) < 1e-6
 
 
+def test_simmim_heads_come_from_the_relative_position_table_and_mask_cells_fit_small_images(tmp_path, images):
+    state = official_simmim_state()  # width 32 with 4 heads: a width-based guess would say 1
+    torch.save({"model": state}, tmp_path / "simmim.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is guessed
+        model = convert_checkpoint(tmp_path / "simmim.pth")
+    config = model.config
+    assert config.num_attention_heads == HEADS
+    assert config.mask_patch_size == P and IMG // config.mask_patch_size >= MIN_MASK_CELLS_PER_SIDE
+    mask = model.mask_generator(3, torch.Generator().manual_seed(0))
+    assert 0 < mask.sum() < mask.numel() and mask.float().mean(1).tolist() != [1.0] * 3
+    expected_loss, _ = ref_simmim_loss(state, images, mask)
+    with torch.no_grad():
+        assert abs(model(images, bool_masked_pos=mask).loss.item() - expected_loss.item()) < 1e-6
+    assert simmim_mask_patch_size(192, 16) == simmim_mask_patch_size(224, 16) == 32  # the official cell
+    assert simmim_mask_patch_size(32, 4) == 8 and simmim_mask_patch_size(32, 16) == 16
+
+
+def test_guessed_head_counts_warn_and_name_the_override(tmp_path):
+    torch.save(official_mae_state(), tmp_path / "mae.pth")
+    with pytest.warns(UserWarning, match="num_attention_heads: guessed 1 .*--config") as record:
+        model = convert_checkpoint(tmp_path / "mae.pth")
+    assert any("decoder_num_attention_heads: guessed" in str(w.message) for w in record)
+    assert model.config.num_attention_heads == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = convert_checkpoint(
+            tmp_path / "mae.pth", config_overrides={"num_attention_heads": HEADS, "decoder_num_attention_heads": DHEADS}
+        )
+    assert model.config.num_attention_heads == HEADS
+
+
+@pytest.mark.parametrize("layout", ["memory", "disk"])
+def test_encoder_only_transformers_vitmae_model_checkpoints(layout, tmp_path, images):
+    theirs = ViTMAEModel(transformers_vitmae().config).eval()
+    with torch.no_grad():  # weights large enough that the head count shows in the output
+        for param in theirs.parameters():
+            param.normal_(std=0.3)
+    if layout == "disk":  # save_pretrained: config.json (head count) + legacy 4.x names without "vit."
+        theirs.save_pretrained(tmp_path / "hf")
+        source, overrides = tmp_path / "hf", None
+    else:  # the 5.x in-memory names without "vit."
+        torch.save(theirs.state_dict(), tmp_path / "hf.bin")
+        source, overrides = tmp_path / "hf.bin", {"num_attention_heads": HEADS, "layer_norm_eps": 1e-12}
+    ours = convert_checkpoint(source, config_overrides=overrides)
+    assert isinstance(ours, hf_mim.MAEModel)
+    noise = torch.rand(3, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected, actual = theirs(images, noise=noise), ours(images, noise=noise)
+    assert torch.equal(expected.ids_restore, actual.ids_restore)
+    assert (expected.last_hidden_state - actual.last_hidden_state).abs().max() < 1e-5
+
+
 def transformers_vitmae(seed=0):
     torch.manual_seed(seed)
     config = ViTMAEConfig(
@@ -300,7 +356,7 @@ def test_transformers_vitmae_checkpoints(layout, tmp_path, images):
         state = theirs.state_dict() if layout == "memory-5x" else to_4x_names(theirs.state_dict())
         torch.save(state, tmp_path / "hf.bin")
         source = tmp_path / "hf.bin"
-    overrides = {} if layout == "disk-5x" else {"layer_norm_eps": 1e-12, "decoder_num_attention_heads": 4}
+    overrides = {} if layout == "disk-5x" else {"layer_norm_eps": 1e-12, "num_attention_heads": HEADS, "decoder_num_attention_heads": 4}
     ours = convert_checkpoint(source, config_overrides=overrides)
     noise = torch.rand(3, 16)
     with torch.no_grad():

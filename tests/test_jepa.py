@@ -140,3 +140,20 @@ def test_deep_linear_learning_order_inverts_between_mae_and_jepa():
     jepa_ratio = jepa.encoder[-1, 1] / jepa.encoder[-1, 0]
     mae_ratio = mae.encoder[-1, 1] / mae.encoder[-1, 0]
     assert jepa_ratio > 2 * mae_ratio
+
+
+def test_pretraining_forward_exports_with_the_index_check_as_a_runtime_assertion():
+    model = small_model().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    context_ids, target_ids = model.sample_masks(2, (8, 8), torch.Generator().manual_seed(0))
+    inputs = {"pixel_values": x, "context_ids": context_ids, "target_ids": target_ids}
+    exported = torch.export.export(model, (), inputs, strict=False).module()
+    other = dict(inputs, context_ids=context_ids.flip(0), target_ids=target_ids.flip(0))
+    with torch.no_grad():
+        assert torch.equal(exported(**other).loss, model(**other).loss)
+    bad_targets = target_ids.clone()
+    bad_targets[0, 0, 0] = 64
+    with pytest.raises(ValueError, match="mask indices must be < 64"):
+        model(**dict(inputs, target_ids=bad_targets))
+    with pytest.raises(RuntimeError, match="Runtime assertion failed"):
+        exported(**dict(inputs, target_ids=bad_targets))

@@ -114,3 +114,27 @@ def test_checkpoint_of_another_method_raises_instead_of_random_init(tmp_path):
     classifier, info = hf_mim.get_method("mae").classification_class.from_pretrained(tmp_path, output_loading_info=True)
     assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight", "fc_norm.bias", "fc_norm.weight"]
     assert type(AutoModelForPreTraining.from_pretrained(tmp_path)) is hf_mim.MAEForPreTraining
+def test_pipeline_on_a_saved_checkpoint_needs_no_trust_remote_code(tmp_path, images_rgb32):
+    spec, config, model, processor = build("mae")
+    model.save_pretrained(tmp_path / "checkpoint")  # with its remote code and auto_map, as Trainer saves it
+    processor.save_pretrained(tmp_path / "checkpoint")
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, torch
+        from PIL import Image
+        import hf_mim
+        from transformers import AutoModel, pipeline
+        extractor = pipeline("image-feature-extraction", model={str(tmp_path / "checkpoint")!r})
+        assert type(extractor.model) is hf_mim.MAEModel, type(extractor.model)
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+        features = extractor(image, return_tensors=True)
+        with torch.no_grad():
+            expected = extractor.model(**extractor.image_processor(image, return_tensors="pt")).last_hidden_state
+        assert torch.equal(features, expected)
+        print("OK")
+        """
+    )
+    # stdin is closed: a trust_remote_code prompt would fail the pipeline's processor loading and print it
+    result = run_python(script, tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+    assert "trust_remote_code" not in result.stdout + result.stderr

@@ -7,6 +7,7 @@ hf_mim's single ``qkv``). Any source key that no rule covers, and any hf_mim key
 """
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -165,6 +166,7 @@ TARGET_METHOD = {
     "simmim-official": "simmim", "transformers-vit-mim": "simmim",
 }
 HEADS_FOR_WIDTH = {192: 3, 384: 6, 512: 16, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+MIN_MASK_CELLS_PER_SIDE = 4
 
 
 def rename_keys(state_dict: dict, mapping: KeyMapping) -> tuple[dict, list[str]]:
@@ -293,6 +295,9 @@ def load_source_state_dict(source) -> tuple[dict, dict | None]:
             state = state[key]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ConversionError(f"{source} does not contain a flat state dict of tensors")
+    if any(k.startswith("embeddings.patch_embeddings.") for k in state):
+        # a transformers base model (ViTMAEModel, ViTModel) saves without the ``vit.`` prefix of its heads
+        state = {f"vit.{k}": v for k, v in state.items()}
     return state, config
 
 
@@ -314,19 +319,37 @@ def _count_blocks(state: dict, prefix: str) -> int:
     return max(ids) + 1 if ids else 0
 
 
-def infer_config_kwargs(state: dict, method: str, source_config: dict | None = None) -> dict:
-    """hf_mim config fields from tensor shapes of a converted state dict (head counts, which weights do not
-    determine, come from ``source_config`` or the standard ViT widths; override them when they differ)."""
+def simmim_mask_patch_size(image_size: int, patch_size: int) -> int:
+    """SimMIM's 32 px mask cells (6 per side at 192 px), or the largest multiple of the patch size below that
+    still leaves ``MIN_MASK_CELLS_PER_SIDE`` cells per side (at 32 px one 32 px cell would hide the whole image)."""
+    for cell in range(32 // patch_size * patch_size, patch_size - 1, -patch_size):
+        if cell and image_size % cell == 0 and image_size // cell >= MIN_MASK_CELLS_PER_SIDE:
+            return cell
+    return patch_size
+
+
+def infer_config_kwargs(
+    state: dict, method: str, source_config: dict | None = None, overrides: dict | None = None
+) -> dict:
+    """hf_mim config fields from tensor shapes of a converted state dict. Head counts, which weights do not
+    determine, come from ``overrides``, ``source_config`` or a relative-position table (one column per head);
+    otherwise they are guessed from the standard ViT widths, with a warning naming the guess."""
     import math
 
     weight = state["encoder.patch_embed.proj.weight"]
     hidden, channels, patch = weight.shape[0], weight.shape[1], weight.shape[2]
+    known = {**(source_config or {}), **(overrides or {})}
+    guessed = {}
     kwargs = dict(
         hidden_size=hidden, num_channels=channels, patch_size=patch,
         num_hidden_layers=_count_blocks(state, "encoder.blocks."),
         intermediate_size=state["encoder.blocks.0.mlp.fc1.weight"].shape[0],
-        num_attention_heads=HEADS_FOR_WIDTH.get(hidden, max(1, hidden // 64)),
     )
+    table = state.get("encoder.rel_pos_bias.relative_position_bias_table")
+    if table is not None:
+        kwargs["num_attention_heads"] = table.shape[1]
+    else:
+        kwargs["num_attention_heads"] = guessed["num_attention_heads"] = HEADS_FOR_WIDTH.get(hidden, max(1, hidden // 64))
     if "encoder.pos_embed" in state:
         grid = int(math.isqrt(state["encoder.pos_embed"].shape[1] - 1))
         kwargs["image_size"] = grid * patch
@@ -343,7 +366,9 @@ def infer_config_kwargs(state: dict, method: str, source_config: dict | None = N
             decoder_hidden_size=decoder_dim,
             decoder_num_hidden_layers=_count_blocks(state, "decoder.blocks."),
             decoder_intermediate_size=state["decoder.blocks.0.mlp.fc1.weight"].shape[0],
-            decoder_num_attention_heads=16 if decoder_dim == 512 else max(1, decoder_dim // 32),
+        )
+        kwargs["decoder_num_attention_heads"] = guessed["decoder_num_attention_heads"] = (
+            16 if decoder_dim == 512 else max(1, decoder_dim // 32)
         )
     if method == "simmim":
         kwargs.update(
@@ -352,7 +377,7 @@ def infer_config_kwargs(state: dict, method: str, source_config: dict | None = N
             position_embedding_type="learned" if "encoder.pos_embed" in state else "none",
         )
         kwargs.setdefault("image_size", 224)
-        kwargs["mask_patch_size"] = max(kwargs["patch_size"], 32 if kwargs["image_size"] % 32 == 0 else kwargs["patch_size"])
+        kwargs["mask_patch_size"] = simmim_mask_patch_size(known.get("image_size", kwargs["image_size"]), patch)
     if source_config:  # transformers configs know the exact values
         for name in ("num_attention_heads", "decoder_num_attention_heads", "layer_norm_eps", "hidden_act",
                      "image_size", "mask_ratio", "norm_pix_loss", "initializer_range"):
@@ -360,6 +385,14 @@ def infer_config_kwargs(state: dict, method: str, source_config: dict | None = N
                 kwargs[name] = source_config[name]
         if source_config.get("model_type") == "vit":  # transformers ViTForMaskedImageModeling: a vanilla ViT
             kwargs.update(layer_scale_init_value=None, use_shared_relative_position_bias=False, drop_path_rate=0.0)
+    for name, guess in guessed.items():
+        if name not in known:
+            warnings.warn(
+                f"the checkpoint does not say {name}: guessed {guess} from the width (the standard ViT of that "
+                f"width); if it differs, pass it, e.g. hf-mim convert ... --config '{{\"{name}\": N}}' "
+                "(config_overrides in Python)",
+                stacklevel=2,
+            )
     return kwargs
 
 
@@ -377,7 +410,8 @@ def convert_checkpoint(source, output_dir=None, source_format: str = "auto", con
     converted = convert_state_dict(state, mapping)
     spec = get_method(TARGET_METHOD[source_format])
     check_config_fields(spec.config_class, config_overrides or {})
-    config = spec.config_class(**{**infer_config_kwargs(converted, spec.name, source_config), **(config_overrides or {})})
+    inferred = infer_config_kwargs(converted, spec.name, source_config, config_overrides)
+    config = spec.config_class(**{**inferred, **(config_overrides or {})})
     has_head = any(not k.startswith("encoder.") for k in converted)
     if has_head:
         model = spec.pretraining_class(config)

@@ -7,7 +7,15 @@ from hf_mim.layers.attention import (
     eager_attention_forward,
     normalize_qkv_bias,
 )
-from hf_mim.layers.block import CrossAttentionBlock, DropPath, LayerScale, Mlp, TransformerBlock, drop_path
+from hf_mim.layers.block import (
+    CrossAttentionBlock,
+    DropPath,
+    LayerScale,
+    Mlp,
+    TransformerBlock,
+    drop_path,
+    drop_path_rates,
+)
 from hf_mim.layers.decoder import MAEDecoder
 from hf_mim.layers.patch_embed import PatchEmbed, is_plain_module, normalize_patches, patchify, to_2tuple, unpatchify
 from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d
@@ -26,6 +34,7 @@ __all__ = [
     "RelativePositionBias",
     "TransformerBlock",
     "drop_path",
+    "drop_path_rates",
     "eager_attention_forward",
     "normalize_patches",
     "normalize_qkv_bias",

@@ -5,6 +5,7 @@
 the decoder's included (transformers' ViTMAE decoder keeps a stale deep copy of the config; we share one).
 """
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -36,10 +37,18 @@ def eager_attention_forward(
 
 def dispatch_attention(module: nn.Module, query, key, value, attention_bias, **kwargs):
     """Run the kernel chosen by ``config._attn_implementation`` on ``[B, H, L, d]`` projections; returns the output
-    as ``[B, Lq, H * d]`` and the attention weights (None for fused kernels)."""
-    attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-        module.config._attn_implementation, eager_attention_forward
-    )
+    as ``[B, Lq, H * d]`` and the attention weights. Fused kernels (sdpa, flash, ...) have no weights to return:
+    with ``output_attentions=True`` that call falls back to eager attention, with a warning (as transformers'
+    sdpa attention classes did), instead of returning None."""
+    implementation = module.config._attn_implementation
+    if kwargs.get("output_attentions") and implementation not in (None, "eager"):
+        warnings.warn(
+            f"{implementation} attention cannot return attention weights: falling back to eager attention for this "
+            "call (output_attentions=True); load with attn_implementation='eager' to avoid the switch",
+            stacklevel=3,
+        )
+        implementation = "eager"
+    attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
     output, weights = attention_interface(
         module,
         query,

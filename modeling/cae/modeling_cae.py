@@ -37,10 +37,10 @@ from torch import nn
 from transformers import initialization as init
 
 from .mim_layers_attention import CrossAttention, dispatch_attention, normalize_qkv_bias
-from .mim_layers_block import Mlp, TransformerBlock, residual_extras
+from .mim_layers_block import Mlp, TransformerBlock, drop_path_rates, residual_extras
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
-from .mim_masking_core import check_mask, gather_tokens, mask_from_bool, mask_from_noise
+from .mim_masking_core import MaskInfo, gather_tokens, mask_from_bool, mask_from_noise
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, PixelTargetMixin
 from .configuration_cae import CAEConfig
 from .masking_cae import BlockMaskGenerator, RandomMaskGenerator
@@ -145,7 +145,7 @@ class CAERegressor(nn.Module):
 
     def __init__(self, config: CAEConfig):
         super().__init__()
-        rates = torch.linspace(0, config.drop_path_rate, config.regressor_num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.regressor_num_hidden_layers)
         self.blocks = nn.ModuleList([CAERegressorBlock(config, rate) for rate in rates])
         self.norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
 
@@ -163,7 +163,7 @@ class CAEDecoder(nn.Module):
     def __init__(self, config: CAEConfig, output_dim: int):
         super().__init__()
         dim = config.decoder_hidden_size
-        rates = torch.linspace(0, config.drop_path_rate, config.decoder_num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.decoder_num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(
@@ -236,20 +236,24 @@ class CAEForPreTraining(PixelTargetMixin, CAEPreTrainedModel):
             logits = logits * (var + 1e-6) ** 0.5 + mean
         return unpatchify(logits, self.config.patch_size, self.config.grid_size, self.config.num_channels)
 
-    def resolve_mask(self, pixel_values, bool_masked_pos, noise, batch: int) -> torch.Tensor:
+    def resolve_mask(self, pixel_values, bool_masked_pos, noise, batch: int) -> MaskInfo:
+        """The mask with a masked count known before the mask's values (the generator's, the ratio's or, while
+        ``torch.export`` traces, the config's), so every shape is static; given masks are checked against it."""
         num_patches = self.config.num_patches
         if bool_masked_pos is not None and noise is not None:
             raise ValueError("pass either noise or bool_masked_pos, not both")
         if noise is not None:
             if noise.shape != (batch, num_patches):
                 raise ValueError(f"noise must have shape [{batch}, {num_patches}], got {tuple(noise.shape)}")
-            return mask_from_noise(noise.to(pixel_values.device), self.config.mask_ratio).mask
+            return mask_from_noise(noise.to(pixel_values.device), self.config.mask_ratio)
         if bool_masked_pos is None:
-            return self.mask_generator(batch, self.mask_rng, device=pixel_values.device)
+            mask = self.mask_generator(batch, self.mask_rng, device=pixel_values.device)
+            return mask_from_bool(mask, self.mask_generator.num_masking_patches)
         mask = bool_masked_pos.reshape(batch, -1).to(pixel_values.device)
         if mask.shape[1] != num_patches:
             raise ValueError(f"bool_masked_pos must have {num_patches} patches per image, got {mask.shape[1]}")
-        return check_mask(mask)
+        # mask_from_bool refuses non-bool masks and rows that hide nothing or everything (export-safe checks)
+        return mask_from_bool(mask, self.config.num_masking_patches if torch.compiler.is_exporting() else None)
 
     def forward(
         self,
@@ -274,13 +278,17 @@ class CAEForPreTraining(PixelTargetMixin, CAEPreTrainedModel):
             raise ValueError("pixel_values is required")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         batch = pixel_values.shape[0]
-        mask = self.resolve_mask(pixel_values, bool_masked_pos, noise, batch)
+        mask_info = self.resolve_mask(pixel_values, bool_masked_pos, noise, batch)
+        mask, num_visible = mask_info.mask, mask_info.num_visible
+        # visible then masked patches, each in raster order
+        ids_shuffle = torch.argsort(mask.to(torch.int8), dim=1, stable=True)
+        ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
         prefix = self.encoder.num_prefix_tokens
 
         # encoder on the visible patches (raster order), then the optional projection
         encoded = self.encoder(
             pixel_values,
-            bool_masked_pos=mask,
+            ids_keep=ids_visible,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -291,12 +299,10 @@ class CAEForPreTraining(PixelTargetMixin, CAEPreTrainedModel):
         # alignment target: the same encoder on the masked patches only, without gradient (official alignment
         # encoder, whose weights alias the encoder's); the cls output is dropped
         with torch.no_grad():
-            latent_target = self.project(self.encoder(pixel_values, bool_masked_pos=~mask, return_dict=True).last_hidden_state)
+            latent_target = self.project(self.encoder(pixel_values, ids_keep=ids_masked, return_dict=True).last_hidden_state)
             latent_target = latent_target[:, prefix:].detach()
 
         # regressor: mask-token queries at the masked positions, keys/values from the visible latents
-        ids_visible = mask_from_bool(mask).ids_keep
-        ids_masked = mask_from_bool(~mask).ids_keep
         pos = self.rd_pos_embed[:, 1:].expand(batch, -1, -1).to(visible.dtype)
         pos_masked, pos_visible = gather_tokens(pos, ids_masked), gather_tokens(pos, ids_visible)
         queries = self.mask_token.to(visible.dtype).expand(batch, ids_masked.shape[1], -1)

@@ -19,7 +19,7 @@ from transformers.utils import ModelOutput
 
 from .mim_configuration_utils import MIMViTConfig
 from .mim_layers_attention import Attention, RelativePositionBias
-from .mim_layers_block import LayerScale, TransformerBlock
+from .mim_layers_block import LayerScale, TransformerBlock, drop_path_rates
 from .mim_layers_decoder import MAEDecoder
 from .mim_layers_patch_embed import PatchEmbed, normalize_patches, patchify, unpatchify
 from .mim_layers_pos_embed import sincos_2d
@@ -304,7 +304,7 @@ class MIMViTModel(MIMPreTrainedModel):
             if not config.use_cls_token:
                 raise ValueError("the shared relative position bias expects a cls token (use_cls_token=True)")
             self.rel_pos_bias = RelativePositionBias(self.patch_embed.grid_size, config.num_attention_heads)
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(
@@ -447,6 +447,7 @@ class MIMViTModel(MIMPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        ids_keep: torch.Tensor | None = None,
         **kwargs,
     ) -> MIMEncoderOutput | tuple:
         r"""
@@ -457,6 +458,8 @@ class MIMViTModel(MIMPreTrainedModel):
         mask_ratio (`float`, *optional*): draw a random mask with this ratio. Without any masking input every patch
             is encoded, in raster order.
         replace_masked (`bool`): replace masked patches by the mask token instead of dropping them.
+        ids_keep (`torch.LongTensor` of shape `(batch, num_kept)`, *optional*): encode exactly these patches, in this
+            order (instead of a mask; shapes then never depend on mask values, as `torch.export` needs).
         """
         if pixel_values is None:
             raise ValueError("pixel_values is required")
@@ -474,10 +477,14 @@ class MIMViTModel(MIMPreTrainedModel):
             ids_keep = None
         else:
             grid = self.patch_embed.check_input(pixel_values, allow_other_size=interpolate_pos_encoding)
-            mask_info = self.compute_mask(
-                batch, grid[0] * grid[1], pixel_values.device, noise, bool_masked_pos, mask_ratio
-            )
-            ids_keep = None if mask_info is None else mask_info.ids_keep
+            mask_info = None
+            if ids_keep is None:
+                mask_info = self.compute_mask(
+                    batch, grid[0] * grid[1], pixel_values.device, noise, bool_masked_pos, mask_ratio
+                )
+                ids_keep = None if mask_info is None else mask_info.ids_keep
+            elif noise is not None or bool_masked_pos is not None:
+                raise ValueError("pass ids_keep or a mask (noise / bool_masked_pos), not both")
             tokens, cls, grid = self.embed(
                 pixel_values, interpolate_pos_encoding=interpolate_pos_encoding, ids_keep=ids_keep
             )

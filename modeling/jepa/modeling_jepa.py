@@ -26,7 +26,7 @@ from transformers import initialization as init
 
 from .mim_layers_block import TransformerBlock
 from .mim_layers_pos_embed import sincos_2d
-from .mim_masking_core import gather_tokens
+from .mim_masking_core import check_values, gather_tokens
 from .mim_masking_multiblock import sample_multiblock_masks
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, is_loaded
 from .configuration_jepa import JEPAConfig
@@ -147,6 +147,8 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
         pixel_values: torch.Tensor | None = None,
         context_ids: torch.Tensor | None = None,
         target_ids: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> MIMPreTrainingOutput | tuple:
@@ -154,8 +156,11 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
         context_ids (`torch.LongTensor` of shape `(batch, num_context)`, *optional*): patches the context encoder
             sees. target_ids (`torch.LongTensor` of shape `(batch, num_target_blocks, num_per_block)`, *optional*):
             patches to predict. Give both (deterministic) or neither (multi-block masks from `mask_rng`).
+        Hidden states and attentions are those of the context encoder (the one being trained) on the context tokens.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         if pixel_values is None:
             raise ValueError("pixel_values is required")
         if self.encoder.norm.weight.requires_grad:
@@ -171,8 +176,10 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
                 f"context_ids must be [batch, num_context] and target_ids [batch, blocks, per_block] for batch {batch}, "
                 f"got {tuple(context_ids.shape)} and {tuple(target_ids.shape)}"
             )
-        if int(torch.cat([context_ids.flatten(), target_ids.flatten()]).max()) >= num_patches:
-            raise ValueError(f"mask indices must be < {num_patches} (the number of patches)")
+        check_values(
+            torch.cat([context_ids.flatten(), target_ids.flatten()]).max() < num_patches,
+            f"mask indices must be < {num_patches} (the number of patches)",
+        )
         context_ids, target_ids = context_ids.to(pixel_values.device), target_ids.to(pixel_values.device)
 
         with torch.no_grad():
@@ -183,13 +190,17 @@ class JEPAForPreTraining(JEPAPreTrainedModel):
             targets = targets.reshape(*target_ids.shape, -1)
 
         tokens, _, grid = self.context_encoder.embed(pixel_values, ids_keep=context_ids)
-        context, _, _ = self.context_encoder.run_blocks(tokens, **kwargs)
+        context, all_hidden, all_attn = self.context_encoder.run_blocks(
+            tokens, output_hidden_states=output_hidden_states, output_attentions=output_attentions, **kwargs
+        )
         predictions = self.predictor(context, context_ids, target_ids)
         loss = F.smooth_l1_loss(predictions.float(), targets.float())
 
         mask = torch.ones(batch, num_patches, dtype=torch.bool, device=pixel_values.device)
         mask.scatter_(1, context_ids, False)
-        output = MIMPreTrainingOutput(loss=loss, logits=predictions, mask=mask)
+        output = MIMPreTrainingOutput(
+            loss=loss, logits=predictions, mask=mask, hidden_states=all_hidden, attentions=all_attn
+        )
         return output if return_dict else output.to_tuple()
 
 

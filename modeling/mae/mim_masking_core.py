@@ -41,14 +41,18 @@ def check_mask(bool_masked_pos: torch.Tensor, allow_unmasked: bool = False) -> t
             "pass mask.bool() for a 0/1 mask"
         )
     hidden = bool_masked_pos.flatten(1).sum(1)
-    refused = [(bool_masked_pos[0].numel(), "hides every patch", "mask_ratio < 1")]
-    if not allow_unmasked:
-        refused.append((0, "hides no patch", "mask_ratio > 0"))
-    for count, problem, fix in refused:
+    total = bool_masked_pos.shape[1:].numel()
+    usable = hidden < total if allow_unmasked else (hidden > 0) & (hidden < total)
+    check_values(usable.all(), lambda: _mask_problem(hidden, total))
+    return bool_masked_pos
+
+
+def _mask_problem(hidden: torch.Tensor, total: int) -> str:
+    for count, problem, fix in ((total, "hides every patch", "mask_ratio < 1"), (0, "hides no patch", "mask_ratio > 0")):
         rows = (hidden == count).nonzero().flatten().tolist()
         if rows:
-            raise ValueError(f"the mask {problem} in sample(s) {rows[:8]}: mask some patches and keep some visible ({fix})")
-    return bool_masked_pos
+            return f"the mask {problem} in sample(s) {rows[:8]}: mask some patches and keep some visible ({fix})"
+    return "the mask is unusable"
 
 
 def random_noise(batch_size: int, num_patches: int, device=None, generator: torch.Generator | None = None):
@@ -75,23 +79,36 @@ def mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> MaskInfo:
     return MaskInfo(mask=mask, ids_keep=ids_shuffle[:, :len_keep], ids_restore=ids_restore)
 
 
-def mask_from_bool(bool_masked_pos: torch.Tensor) -> MaskInfo:
+def check_values(condition: torch.Tensor, message) -> None:
+    """Raise ``ValueError(message)`` unless the one-element bool tensor ``condition`` holds (``message`` may be a
+    callable, evaluated only on failure). A check on tensor *values* is no Python branch under ``torch.export``:
+    there it becomes a runtime assertion of the exported program."""
+    torch._check_with(ValueError, condition.item(), message)
+
+
+def mask_from_bool(bool_masked_pos: torch.Tensor, num_masked: int | None = None) -> MaskInfo:
     """Turn an explicit bool mask into keep/restore indices (visible patches stay in raster order).
 
     Every row must mask the same number of patches, because the encoder runs on a dense ``[B, K, D]`` batch.
+    ``num_masked``: that number when it is known in advance (a mask generator's count, the config's): it fixes the
+    shapes for ``torch.export`` and is checked against the mask at run time. Without it the count is read from the
+    mask (a data-dependent shape that ``torch.export`` cannot trace).
     """
     if bool_masked_pos.ndim != 2:
         raise ValueError(f"bool_masked_pos must have shape [batch, num_patches], got {tuple(bool_masked_pos.shape)}")
     mask = check_mask(bool_masked_pos)
     counts = mask.sum(dim=1)
-    if counts.numel() and not bool((counts == counts[0]).all()):
-        raise ValueError(
-            f"every sample must mask the same number of patches, got counts {counts.tolist()}; "
-            "use a mask generator with a fixed ratio"
-        )
     ids_shuffle = torch.argsort(mask.to(torch.int8), dim=1, stable=True)
     ids_restore = torch.argsort(ids_shuffle, dim=1)
-    len_keep = mask.shape[1] - int(counts[0]) if counts.numel() else mask.shape[1]
+    if not counts.numel():
+        return MaskInfo(mask=mask, ids_keep=ids_shuffle, ids_restore=ids_restore)
+    expected = counts[0] if num_masked is None else num_masked
+    check_values(
+        (counts == expected).all(),
+        lambda: f"every sample must mask the same number of patches{'' if num_masked is None else f' ({num_masked})'}, "
+        f"got counts {counts.tolist()}; use a mask generator with a fixed ratio",
+    )
+    len_keep = mask.shape[1] - (int(counts[0]) if num_masked is None else num_masked)
     return MaskInfo(mask=mask, ids_keep=ids_shuffle[:, :len_keep], ids_restore=ids_restore)
 
 

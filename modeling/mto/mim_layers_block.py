@@ -19,6 +19,13 @@ def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor
     return x * mask / keep
 
 
+def drop_path_rates(max_rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each of ``depth`` blocks, rising linearly from 0 to ``max_rate`` (the official
+    ``torch.linspace(...)`` values). Computed on the CPU explicitly: models are also built under
+    ``torch.device("meta")``, where ``linspace(...).tolist()`` has no data to read."""
+    return torch.linspace(0, max_rate, depth, device="cpu").tolist()
+
+
 class DropPath(nn.Module):
     def __init__(self, drop_prob: float = 0.0):
         super().__init__()

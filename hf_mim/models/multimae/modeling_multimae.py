@@ -36,7 +36,7 @@ from torch import nn
 from transformers import initialization as init
 
 from hf_mim.layers.attention import Attention, CrossAttention
-from hf_mim.layers.block import Mlp, TransformerBlock
+from hf_mim.layers.block import Mlp, TransformerBlock, drop_path_rates
 from hf_mim.layers.patch_embed import normalize_patches, patchify, unpatchify
 from hf_mim.layers.pos_embed import sincos_2d
 from hf_mim.masking.core import MaskInfo, gather_tokens, mask_from_bool, restore_sequence
@@ -387,7 +387,7 @@ class MultiMAEModel(MultiMAEPreTrainedModel):
         dim = config.hidden_size
         self.input_adapters = nn.ModuleDict({m: build_input_adapter(config, m) for m in config.input_modalities})
         self.global_tokens = nn.Parameter(torch.zeros(1, config.num_global_tokens, dim))
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        rates = drop_path_rates(config.drop_path_rate, config.num_hidden_layers)
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(
