@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
+from torchvision.transforms import v2
 
 import hf_mim
 from hf_mim.data import MIMCollator, load_image_dataset, prepare_dataset
@@ -48,18 +49,17 @@ def test_official_configuration():
     assert config.mask_ratio == 0.985 and config.norm_pix_loss and config.patch_size == 16
 
 
-def test_crop_box_draws_follow_the_official_single_draw_rrc():
-    """Same draws, same order as CropMAE's ``RRC.get_params`` (BYOL): area, log-ratio, top, left; no retries."""
-    torch.manual_seed(3)
-    box = sample_crop_box(224, 224, (0.3, 0.6), (3 / 4, 4 / 3))
-    torch.manual_seed(3)
-    area = 224 * 224 * torch.empty(1).uniform_(0.3, 0.6).item()
-    log_ratio = torch.log(torch.tensor((3 / 4, 4 / 3)))
-    aspect = torch.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1])).item()
-    w, h = min(int(round(math.sqrt(area * aspect))), 224), min(int(round(math.sqrt(area / aspect))), 224)
-    top = torch.randint(0, 224 - h + 1, size=(1,)).item()
-    left = torch.randint(0, 224 - w + 1, size=(1,)).item()
-    assert box == (top, left, h, w)
+@pytest.mark.parametrize("height, width, scale", [(224, 224, (0.3, 0.6)), (224, 224, (0.1, 1.0)), (60, 300, (0.5, 1.0)), (300, 40, (0.2, 1.0))])
+def test_crop_box_draws_are_torchvisions_random_resized_crop(height, width, scale):
+    """The official pipeline's crops come from ``v2.RandomResizedCrop.make_params``: ten tries, then the centre
+    crop (wide / tall images with large areas miss often); same draws in the same order."""
+    crop = v2.RandomResizedCrop(32, scale=scale, ratio=(3 / 4, 4 / 3))
+    image = torch.zeros(3, height, width, dtype=torch.uint8)
+    for seed in range(200):
+        torch.manual_seed(seed)
+        expected = crop.make_params([image])
+        box = sample_crop_box(height, width, scale, (3 / 4, 4 / 3), torch.Generator().manual_seed(seed))
+        assert box == (expected["top"], expected["left"], expected["height"], expected["width"]), seed
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -59,7 +59,7 @@ def test_standardized_loss_matches_hand_computation():
 
 
 def test_easy_to_hard_schedule_values():
-    # official keep_ratio = 0.5 * (epoch + 1) / total, here per optimizer step (0-based)
+    # official keep_ratio = 0.5 * (epoch + 1) / total_epoch (epoch 0-based)
     assert hard_patch_fraction(0, 100) == pytest.approx(0.005)
     assert hard_patch_fraction(49, 100) == pytest.approx(0.25)
     assert hard_patch_fraction(99, 100) == pytest.approx(0.5)
@@ -70,13 +70,56 @@ def test_easy_to_hard_schedule_values():
     assert num_hard_patches(196, 0.75, 0.25) == 36
     assert num_hard_patches(196, 0.75, 0.005) == 0  # -> fully random, as the official first epochs
     model, _ = model_and_mask()
-    model.begin_training_step(step=24, total_steps=100)
+    model.begin_training_epoch(epoch=24, num_epochs=100)
     assert model.hard_patch_fraction == pytest.approx(0.125)
-    # EMA decay: 0.999 -> 0.9999 over the first 1/8 of the steps, then constant
-    assert ema_decay_at(1, 800, 0.999, 0.9999, 0.125) == pytest.approx(0.999)
-    assert ema_decay_at(51, 800, 0.999, 0.9999, 0.125) == pytest.approx(0.999 + 0.5 * 0.0009)
-    assert ema_decay_at(101, 800, 0.999, 0.9999, 0.125) == pytest.approx(0.9999)
-    assert ema_decay_at(700, 800, 0.999, 0.9999, 0.125) == pytest.approx(0.9999)
+    # EMA decay: official 0.999 + epoch / 100 * (0.9999 - 0.999) for the first 100 epochs, whatever the run length
+    assert ema_decay_at(0, 0.999, 0.9999) == pytest.approx(0.999)
+    assert ema_decay_at(50, 0.999, 0.9999) == pytest.approx(0.999 + 0.5 * 0.0009)
+    assert ema_decay_at(100, 0.999, 0.9999) == pytest.approx(0.9999)
+    assert ema_decay_at(700, 0.999, 0.9999) == pytest.approx(0.9999)
+    assert model.teacher_decay == pytest.approx(0.9 + 24 / 100 * (0.99 - 0.9))  # tiny preset ramps 0.9 -> 0.99
+
+
+def test_trainer_holds_the_schedules_per_epoch_and_resumes_them(tmp_path):
+    """Through MIMTrainer: 2 optimizer steps per epoch (4 batches, accumulation 2), 3 epochs. Every step of epoch e
+    masks with hard share 0.5 * (e + 1) / 3 and updates the teacher with decay 0.9 + e / 100 * 0.09; a run resumed
+    in the middle of epoch 1 picks the same values up again."""
+    from transformers import TrainerCallback
+
+    from hf_mim.data import MIMCollator
+    from hf_mim.training import MIMTrainer, MIMTrainingArguments
+
+    data = [{"pixel_values": image} for image in torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(0))]
+
+    class Record(TrainerCallback):
+        def __init__(self):
+            self.seen = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self.seen.append((state.global_step, model.hard_patch_fraction, model.teacher_decay))
+
+    def run(output, resume=None, save_steps=None):
+        torch.manual_seed(0)
+        model = HPMForPreTraining(tiny_config("hpm"))
+        args = MIMTrainingArguments(
+            output_dir=str(output), per_device_train_batch_size=8, gradient_accumulation_steps=2, num_train_epochs=3,
+            save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, logging_steps=50,
+            disable_tqdm=True, seed=0, dataloader_num_workers=0, report_to=[],
+        )
+        record = Record()
+        MIMTrainer(model=model, args=args, train_dataset=data, data_collator=MIMCollator(), callbacks=[record]).train(
+            resume_from_checkpoint=resume
+        )
+        return record.seen
+
+    seen = run(tmp_path / "full", save_steps=3)
+    assert [step for step, _, _ in seen] == list(range(1, 7))
+    for step, fraction, decay in seen:
+        epoch = (step - 1) // 2
+        assert fraction == pytest.approx(0.5 * (epoch + 1) / 3), step
+        assert decay == pytest.approx(0.9 + epoch / 100 * (0.99 - 0.9)), step
+    resumed = run(tmp_path / "resumed", resume=str(tmp_path / "full" / "checkpoint-3"))
+    assert resumed == pytest.approx(seen[3:])
 
 
 def test_hard_patch_mask_covers_highest_predicted_loss():
@@ -97,7 +140,7 @@ def test_hard_patch_mask_covers_highest_predicted_loss():
 
 def test_masks_at_high_progress_come_from_the_teacher(images):
     model, _ = model_and_mask()
-    model.begin_training_step(step=99, total_steps=100)
+    model.begin_training_epoch(epoch=99, num_epochs=100)
     model.mask_rng = torch.Generator().manual_seed(0)
     out = model(images)
     assert (out.mask.sum(1) == 12).all()
@@ -108,7 +151,7 @@ def test_masks_at_high_progress_come_from_the_teacher(images):
     _, student_scores = model.decoder(encoded.last_hidden_state, torch.zeros(4, 16, dtype=torch.bool))
     assert torch.allclose(out.teacher_loss_prediction, student_scores, atol=1e-6)
     # early in training no patch is picked by loss: random mask, no teacher pass
-    model.begin_training_step(step=0, total_steps=100)
+    model.begin_training_epoch(epoch=0, num_epochs=100)
     assert model(images).teacher_loss_prediction is None
 
 

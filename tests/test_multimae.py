@@ -273,6 +273,28 @@ def test_task_losses_equal_hand_computation():
     torch.testing.assert_close(out.loss, sum(expected.values()), rtol=1e-5, atol=1e-6)
 
 
+def test_fully_visible_modality_gives_finite_gradients():
+    """An image whose rgb is fully visible drops out of the rgb means (official nanmean) without 0/0 reaching the
+    gradients: every gradient is finite and that image's rgb pixels get none from the rgb losses."""
+    config = multimodal_config()
+    torch.manual_seed(0)
+    model = MultiMAEForPreTraining(config).eval()
+    batch = synthetic_batch(2)
+    masks = fixed_task_masks(2, {"rgb": [16, 2], "depth": [0, 3], "semseg": [0, 11]})
+    pixels = batch["pixel_values"].requires_grad_(True)
+    out = model(**batch, task_masks=masks)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert torch.isfinite(pixels.grad).all()
+    # the rgb loss is image 1's alone
+    rgb_only = MultiMAEForPreTraining(config).eval()
+    rgb_only.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        out_1 = rgb_only(**{k: v[1:].detach() for k, v in batch.items()}, task_masks={k: v[1:] for k, v in masks.items()})
+    torch.testing.assert_close(out.loss_terms["rgb_loss"], out_1.loss_terms["rgb_loss"], rtol=1e-5, atol=1e-6)
+
+
 def test_standardize_depth_uses_the_truncated_statistics():
     depth = torch.arange(100, dtype=torch.float).reshape(1, 1, 10, 10)
     kept = torch.arange(10, 90, dtype=torch.float)

@@ -224,3 +224,70 @@ def test_clear_errors_for_bad_input():
 def test_registered_as_spark():
     spec = hf_mim.get_method("spark")
     assert spec.model_type == "spark" and spec.pretraining_class is SparKForPreTraining
+
+
+def _sync_batch_norm_rank(rank: int, port: int, folder: str) -> None:
+    """One of two gloo processes: train-mode forward / backward of its half of the batch (DDP averages the
+    gradients; done by hand here), then rank 0 saves loss, logits, averaged gradients and BN buffers."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        model, pixels, mask = _sync_batch_norm_setup()
+        half = slice(2 * rank, 2 * rank + 2)
+        out = model(pixels[half], bool_masked_pos=mask[half])
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        for grad in grads.values():
+            dist.all_reduce(grad)
+            grad /= 2
+        logits = [torch.empty_like(out.logits) for _ in range(2)]
+        dist.all_gather(logits, out.logits.detach().contiguous())
+        losses = [torch.empty_like(out.loss) for _ in range(2)]
+        dist.all_gather(losses, out.loss.detach())
+        if rank == 0:
+            buffers = {n: b.clone() for n, b in model.named_buffers()}
+            torch.save(
+                {"loss": torch.stack(losses).mean(), "logits": torch.cat(logits), "grads": grads, "buffers": buffers},
+                f"{folder}/rank0.pt",
+            )
+    finally:
+        dist.destroy_process_group()
+
+
+def _sync_batch_norm_setup():
+    torch.manual_seed(0)
+    model = SparKForPreTraining(tiny_config("spark")).train()
+    pixels = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    # the same number of masked cells per image, so the mean of the two half-batch losses is the full-batch loss
+    mask = spark_mask_from_noise(torch.rand(4, 16, generator=torch.Generator().manual_seed(2)), 0.6)
+    return model, pixels, mask
+
+
+def test_batch_norm_statistics_are_synchronised_across_processes(tmp_path):
+    """Two CPU processes (gloo) with half of the batch each give the loss, predictions, averaged gradients and
+    running statistics of ONE process on the whole batch: every BatchNorm (sparse encoder BNs, densify norms,
+    decoder BNs) takes its statistics from all processes, as the official SyncBatchNorm (``--sbn``) does."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_sync_batch_norm_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    synced = torch.load(tmp_path / "rank0.pt", weights_only=True)
+
+    model, pixels, mask = _sync_batch_norm_setup()
+    out = model(pixels, bool_masked_pos=mask)
+    out.loss.backward()
+    torch.testing.assert_close(synced["loss"], out.loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(synced["logits"], out.logits.detach(), rtol=1e-4, atol=1e-5)
+    assert any(".decoder." in f".{n}" and "running_var" in n for n in synced["buffers"])
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(synced["buffers"][name], buffer, rtol=1e-4, atol=1e-6, msg=name)
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert set(synced["grads"]) == set(grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(synced["grads"][name], grad, rtol=1e-4, atol=1e-5, msg=name)

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -97,17 +98,35 @@ class MaskSeedCallback(TrainerCallback):
                 module.mask_rng = generator
 
 
+def update_steps_per_epoch(train_dataloader, gradient_accumulation_steps: int, max_steps: int) -> int:
+    """Optimizer steps per epoch, as ``Trainer`` counts them (a dataloader without a length makes the whole run
+    one epoch)."""
+    try:
+        batches = len(train_dataloader)
+    except TypeError:
+        return max(max_steps, 1)
+    return max(math.ceil(batches / gradient_accumulation_steps), 1)
+
+
 class ModelStepHooks(TrainerCallback):
     """Call the optional model methods ``begin_training_step(step, total_steps)`` before and
-    ``end_training_step(step, total_steps)`` after every optimizer step: EMA target encoders update there, and
-    schedules driven by training progress (e.g. HPM's easy-to-hard masking) read it. ``step`` counts finished
-    optimizer steps; the methods run on every DDP rank, so the replicas stay identical."""
+    ``end_training_step(step, total_steps)`` after every optimizer step, and ``begin_training_epoch(epoch,
+    num_epochs)`` at every epoch start (a resumed epoch included): EMA target encoders update there, and schedules
+    driven by training progress read it (per step, or per epoch like HPM's official easy-to-hard masking). ``step``
+    counts finished optimizer steps, ``epoch`` is 0-based; the methods run on every DDP rank, so the replicas stay
+    identical."""
 
     @staticmethod
     def _call(name, args, state, model):
         hook = getattr(model, name, None) if model is not None else None
         if hook is not None:
             hook(step=state.global_step, total_steps=state.max_steps)
+
+    def on_epoch_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        hook = getattr(model, "begin_training_epoch", None) if model is not None else None
+        if hook is not None:
+            per_epoch = update_steps_per_epoch(train_dataloader, args.gradient_accumulation_steps, state.max_steps)
+            hook(epoch=state.global_step // per_epoch, num_epochs=math.ceil(state.max_steps / per_epoch))
 
     def on_step_begin(self, args, state, control, model=None, **kwargs):
         self._call("begin_training_step", args, state, model)

@@ -22,9 +22,10 @@ class HPMConfig(MAEConfig):
         hard_patch_max_fraction (`float`, defaults to 0.5): fraction of the masked patches chosen by predicted
             difficulty at the end of training (official ``keep_ratio = (epoch + 1) / total_epoch * 0.5``).
         ema_decay (`list[float]`, defaults to [0.999, 0.9999]): EMA decay of the teacher, ramped linearly from the
-            first to the second value over the first ``ema_decay_warmup_fraction`` of training, then constant.
-        ema_decay_warmup_fraction (`float`, defaults to 0.125): the official ramp covers the first 100 epochs; with
-            the 800-epoch script that is 1/8 of training.
+            first to the second value over the first ``ema_decay_warmup_epochs`` epochs, then constant; set per
+            epoch, as officially.
+        ema_decay_warmup_epochs (`int`, defaults to 100): length of that ramp in epochs (official: 100, whatever
+            the run length).
     """
 
     model_type = "hpm"
@@ -34,7 +35,7 @@ class HPMConfig(MAEConfig):
     loss_predictor_weight: float = 1.0
     hard_patch_max_fraction: float = 0.5
     ema_decay: list[float] | tuple[float, float] = (0.999, 0.9999)
-    ema_decay_warmup_fraction: float = 0.125
+    ema_decay_warmup_epochs: int = 100
 
     def __post_init__(self, **kwargs):
         if not 0.0 <= self.hard_patch_max_fraction <= 1.0:
@@ -46,8 +47,8 @@ class HPMConfig(MAEConfig):
         if decay is None or len(decay) != 2 or not all(0.0 <= float(d) <= 1.0 for d in decay):
             raise ValueError(f"ema_decay must be two numbers in [0, 1] (start, end), got {self.ema_decay!r}")
         self.ema_decay = [float(d) for d in decay]
-        if not 0.0 < self.ema_decay_warmup_fraction <= 1.0:
-            raise ValueError(f"ema_decay_warmup_fraction must be in (0, 1], got {self.ema_decay_warmup_fraction}")
+        if self.ema_decay_warmup_epochs < 1:
+            raise ValueError(f"ema_decay_warmup_epochs must be >= 1, got {self.ema_decay_warmup_epochs}")
         if self.loss_predictor_weight < 0:
             raise ValueError(f"loss_predictor_weight must be >= 0, got {self.loss_predictor_weight}")
         super().__post_init__(**kwargs)

@@ -16,9 +16,11 @@ Deviations / unverified points (code followed where paper and code differ):
 * No separate learned modality embedding in the encoder: the official input adapters add none (each modality's own
   patch projection, bias included, identifies it); the learned per-modality ("task") embeddings live in the output
   adapters, added to the context tokens, as officially.
-* When the Dirichlet counts do not add up to ``num_encoded_tokens`` after rounding, the official code relies on an
-  (unstable) ``argsort`` of the 0/1 mask to drop or add tokens; here ties are broken by uniform noise, i.e. the
-  surplus / missing tokens are chosen at random over all modalities. Totals are exact either way.
+* When the Dirichlet counts do not add up to ``num_encoded_tokens`` after rounding, the surplus / missing tokens
+  are chosen at random over all modalities by sorting the 0/1 mask plus uniform noise, exactly as the official
+  ``generate_random_masks`` does; totals are exact.
+* An image whose modality ends up fully visible is left out of that task's mean (the official ``nanmean`` drops its
+  0/0 value too, but its NaN still reaches the gradients; here it never appears).
 * Injected masks (``bool_masked_pos`` / ``task_masks``) must hide the same number of tokens in every row; the
   official code counts the visible tokens over the whole batch, which is only correct for batch size 1.
 * At a resolution other than the configured one, sin-cos tables are regenerated (exact) instead of being
@@ -137,15 +139,18 @@ def upsample_mask(mask: torch.Tensor, grid: tuple[int, int], size: tuple[int, in
 
 
 def masked_pixel_mean(per_pixel: torch.Tensor, mask: torch.Tensor | None, grid: tuple[int, int]) -> torch.Tensor:
-    """Official reduction: mean over masked pixels per image, then nanmean over the batch (an image with nothing
-    masked in this modality does not count); all pixels when ``mask`` is None; 0 when nothing is masked at all."""
+    """Official reduction: mean over masked pixels per image, then mean over the images that have masked pixels in
+    this modality (the official ``nanmean`` of 0/0 values, without their NaN gradients); all pixels when ``mask``
+    is None; 0 when nothing is masked at all."""
     if mask is None:
         return per_pixel.mean()
     if not bool(mask.any()):
         return per_pixel.sum() * 0.0
     weight = upsample_mask(mask, grid, per_pixel.shape[-2:]).to(per_pixel.dtype)
-    per_sample = (per_pixel * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
-    return per_sample.nanmean()
+    masked_pixels = weight.flatten(1).sum(1)
+    counted = masked_pixels > 0
+    per_sample = (per_pixel * weight).flatten(1).sum(1) / masked_pixels.clamp(min=1)
+    return (per_sample * counted).sum() / counted.sum()
 
 
 def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor, mask, grid, patch: int) -> torch.Tensor:

@@ -40,6 +40,9 @@ class SparKConfig(PreTrainedConfig):
         initializer_range (`float`, defaults to 0.02): std of the mask tokens and decoder convs (truncated normal).
         layer_norm_eps (`float`, defaults to 1e-6): epsilon of the "ln" densify norm.
         batch_norm_eps (`float`, defaults to 1e-5), batch_norm_momentum (`float`, defaults to 0.1): BatchNorm settings.
+        sync_batch_norm (`bool`, defaults to True): under distributed training, every BatchNorm (encoder, densify
+            norms, decoder) takes its training statistics from the visible sites of all processes (official
+            ``--sbn``, on by default in pre-training and ImageNet fine-tuning); no effect in a single process.
 
     Derived: ``hidden_size`` (saved, not settable) is the encoder's output width ``hidden_sizes[-1]``; the total
     stride ``patch_size`` (the mask cell and loss patch size, 32 for ResNet-50) is
@@ -66,6 +69,7 @@ class SparKConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     batch_norm_eps: float = 1e-5
     batch_norm_momentum: float = 0.1
+    sync_batch_norm: bool = True
 
     def __post_init__(self, **kwargs):
         self.hidden_sizes = [int(s) for s in self.hidden_sizes]

@@ -11,9 +11,13 @@ active map is passed explicitly to each layer's ``forward(x, active)``. ``active
 on the coarsest grid, True = visible (the official polarity; hf_mim masks are True = masked, convert at the
 boundary with :func:`active_from_mask`). With ``active=None`` every layer is the plain dense layer, so the same
 weights serve dense fine-tuning and feature extraction, as the official downstream code does.
+
+Under distributed training the BatchNorm statistics are those of the active sites of every process (the official
+``SparseSyncBatchNorm2d`` / ``nn.SyncBatchNorm``, ``--sbn`` on by default and switched off when not distributed).
 """
 
 import torch
+from torch import distributed as dist
 from torch import nn
 
 
@@ -75,20 +79,63 @@ def _scatter_active(values: torch.Tensor, where: torch.Tensor, like: torch.Tenso
     return out
 
 
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def synced_batch_norm(rows: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """Training-mode BatchNorm of ``[N, C]`` rows with the mean and (biased) variance of the rows of EVERY process,
+    as ``nn.SyncBatchNorm`` (which runs on GPUs only) computes them; the running averages take the unbiased
+    variance. Differentiable all-reduces carry the gradients of the shared statistics back to every process."""
+    from torch.distributed.nn.functional import all_reduce
+
+    count = rows.new_full((1,), rows.shape[0], dtype=torch.float32)
+    sums = all_reduce(torch.cat([rows.float().sum(0), count]))
+    total = sums[-1]
+    mean = sums[:-1] / total
+    centered = rows.float() - mean
+    var = all_reduce(centered.pow(2).sum(0)) / total
+    if bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.lerp_(mean.detach().to(bn.running_mean.dtype), factor)
+            unbiased = var.detach() * total / (total - 1).clamp(min=1)
+            bn.running_var.lerp_(unbiased.to(bn.running_var.dtype), factor)
+    out = centered * torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        out = out * bn.weight + bn.bias
+    return out.to(rows.dtype)
+
+
 class SparseBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm over the active sites only (official ``SparseBatchNorm2d``: a BN1d applied to the ``[N, C]``
     features gathered at the active positions, zeros written back elsewhere). Batch statistics, the running
-    averages and ``num_batches_tracked`` therefore see only visible positions. Parameter / buffer names are those
-    of ``nn.BatchNorm2d`` so dense checkpoints load as they are."""
+    averages and ``num_batches_tracked`` therefore see only visible positions. With ``sync`` (default) and
+    ``torch.distributed`` running on several processes, training-mode statistics come from all processes
+    (:func:`synced_batch_norm`); with ``active=None`` it is then a dense synchronised BatchNorm (the decoder's).
+    Parameter / buffer names are those of ``nn.BatchNorm2d`` so dense checkpoints load as they are."""
+
+    def __init__(self, *args, sync: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sync = sync
+
+    def syncs(self) -> bool:
+        return self.sync and (self.training or not self.track_running_stats) and is_distributed()
 
     def forward(self, x: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
-        if active is None:
-            return super().forward(x)
-        where = active_at(active, x.shape[-2:]).squeeze(1)  # [B, H, W]
+        syncs = self.syncs()
         bhwc = x.permute(0, 2, 3, 1)
+        if active is None:
+            if not syncs:
+                return super().forward(x)
+            return synced_batch_norm(bhwc.reshape(-1, bhwc.shape[-1]), self).reshape(bhwc.shape).permute(0, 3, 1, 2)
+        where = active_at(active, x.shape[-2:]).squeeze(1)  # [B, H, W]
         visible = bhwc[where]  # [N, C], in (b, h, w) raster order like ``nonzero``
-        # BN2d on [N, C, 1, 1] computes exactly BN1d's statistics over the N rows
-        normed = super().forward(visible[:, :, None, None])[:, :, 0, 0]
+        if syncs:
+            normed = synced_batch_norm(visible, self)
+        else:  # BN2d on [N, C, 1, 1] computes exactly BN1d's statistics over the N rows
+            normed = super().forward(visible[:, :, None, None])[:, :, 0, 0]
         return _scatter_active(normed, where, bhwc).permute(0, 3, 1, 2)
 
 

@@ -2,9 +2,12 @@
 
 Follows alexandre-eymael/CropMAE @5d0dab2 ``data/util/CropMAEStrategies.py`` (``GlobalToLocal``) and
 ``data/util/image_utils.py`` (``RRC``):
-* ``RRC.get_params`` is BYOL's single-draw RandomResizedCrop (no retry loop): area fraction ~ U(scale), log aspect
-  ratio ~ U(log ratio), ``w, h = round(sqrt(area * r)), round(sqrt(area / r))`` clipped to the image, then the top
-  and left offsets uniformly. :func:`sample_crop_box` makes the same draws in the same order.
+* The crops are torchvision's standard RandomResizedCrop: up to ten tries of area fraction ~ U(scale), log aspect
+  ratio ~ U(log ratio), ``w, h = round(sqrt(area * r)), round(sqrt(area / r))``, kept when they fit, then top and
+  left offsets uniformly; after ten misses the centre crop of the image clamped to the ratio range.
+  :func:`sample_crop_box` makes the same draws in the same order. The official ``RRC`` subclass overrides
+  ``get_params`` with BYOL's single draw, but ``torchvision.transforms.v2.RandomResizedCrop`` never calls
+  ``get_params`` (it draws in ``make_params``), so the code that runs is torchvision's; hf_mim follows the code.
 * The global crop (area 0.10-1 in the release script, here the ``scale`` given to the transform) is cut from the
   image and resized to the model size; the local crop (area 0.3-0.6, ratio 3/4-4/3) is cut from that RESIZED
   global view and resized to the model size. Bilinear, antialiased.
@@ -31,17 +34,27 @@ INTERPOLATION = v2.InterpolationMode.BILINEAR
 def sample_crop_box(
     height: int, width: int, scale=(0.2, 1.0), ratio=ASPECT_RATIO, generator: torch.Generator | None = None
 ) -> tuple[int, int, int, int]:
-    """``(top, left, h, w)`` of a BYOL/CropMAE random resized crop of a ``height x width`` image."""
+    """``(top, left, h, w)`` of torchvision's RandomResizedCrop (``v2.RandomResizedCrop.make_params``) of a
+    ``height x width`` image, drawn from ``generator``."""
     if not 0 < scale[0] <= scale[1] <= 1:
         raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
-    target_area = height * width * torch.empty(1).uniform_(scale[0], scale[1], generator=generator).item()
-    log_ratio = torch.log(torch.tensor(ratio, dtype=torch.float32))
-    aspect = torch.exp(torch.empty(1).uniform_(float(log_ratio[0]), float(log_ratio[1]), generator=generator)).item()
-    w = min(max(1, int(round(math.sqrt(target_area * aspect)))), width)
-    h = min(max(1, int(round(math.sqrt(target_area / aspect)))), height)
-    top = int(torch.randint(0, height - h + 1, (1,), generator=generator).item())
-    left = int(torch.randint(0, width - w + 1, (1,), generator=generator).item())
-    return top, left, h, w
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = height * width * torch.empty(1).uniform_(scale[0], scale[1], generator=generator).item()
+        aspect = torch.exp(torch.empty(1).uniform_(float(log_ratio[0]), float(log_ratio[1]), generator=generator)).item()
+        w, h = int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, (1,), generator=generator).item())
+            left = int(torch.randint(0, width - w + 1, (1,), generator=generator).item())
+            return top, left, h, w
+    # ten misses: the centre crop, the whole image clamped to the ratio range
+    in_ratio = width / height
+    h, w = height, width
+    if in_ratio < min(ratio):
+        h = int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        w = int(round(height * max(ratio)))
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def center_box(height: int, width: int, area: float) -> tuple[int, int, int, int]:

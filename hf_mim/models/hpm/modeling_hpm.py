@@ -20,12 +20,14 @@ Follows Haochen-Wang409/HPM ``models_mae_learn_loss.py`` and ``engine_pretrain.p
   (all-False mask) under no_grad; ``n_hard = int(n_masked * keep_ratio)`` patches with the highest teacher-predicted
   loss are masked and the remaining ``n_masked - n_hard`` masked patches are drawn uniformly from the rest
   (fully random when ``n_hard == 0``), with ``keep_ratio = 0.5 * (epoch + 1) / total_epochs``. The teacher's decay
-  ramps linearly from 0.999 to 0.9999 over the first 100 epochs and it is updated after every optimizer step.
+  is set at the start of each epoch, ``0.999 + epoch / 100 * (0.9999 - 0.999)`` for the first 100 epochs (whatever
+  the run length) and 0.9999 after, and the teacher is updated after every optimizer step. Both schedules are held
+  for a whole epoch: :meth:`HPMForPreTraining.begin_training_epoch` sets them (``MIMTrainer`` calls it at every
+  epoch start, resumed epochs included, with the epoch counted in optimizer steps of the training dataloader).
 
 Deviations / unverified points:
-* Schedules are per optimizer step instead of per epoch (hf_mim's trainer reports ``step / total_steps``):
-  ``hard fraction = hard_patch_max_fraction * (step + 1) / total_steps`` (step 0-based) and the EMA decay ramps
-  over the first ``ema_decay_warmup_fraction`` of the steps (1/8 = 100 of the 800 epochs of the official script).
+* Without a dataloader length (streaming data) the trainer counts the whole run as one epoch, so the official
+  definitions give ``hard_patch_max_fraction`` hard patches and decay ``ema_decay[0]`` throughout.
 * The random remainder of the mask comes from ``self.draw_noise`` (``mask_rng``) instead of ``np.random.shuffle``:
   same distribution (a uniform subset of the non-hard patches), different random stream. ``torch.topk`` picks the
   hard patches; with tied predicted losses it may pick a different tied patch than the official ``argsort``.
@@ -66,19 +68,20 @@ class HPMPreTrainingOutput(MIMPreTrainingOutput):
 
 
 # ---------------------------------------------------------------------------------------------- mechanism pieces
-def hard_patch_fraction(step: int, total_steps: int, max_fraction: float = 0.5) -> float:
-    """Share of the masked patches chosen by predicted loss during optimizer step ``step`` (0-based) of
-    ``total_steps``: official ``keep_ratio = 0.5 * (epoch + 1) / total_epochs``, per step."""
-    if total_steps <= 0:
+def hard_patch_fraction(epoch: int, num_epochs: int, max_fraction: float = 0.5) -> float:
+    """Share of the masked patches chosen by predicted loss during epoch ``epoch`` (0-based) of ``num_epochs``:
+    official ``keep_ratio = 0.5 * (epoch + 1) / total_epoch``."""
+    if num_epochs <= 0:
         return 0.0
-    return max_fraction * min(1.0, (step + 1) / total_steps)
+    return max_fraction * min(1.0, (epoch + 1) / num_epochs)
 
 
-def ema_decay_at(step: int, total_steps: int, start: float, end: float, warmup_fraction: float) -> float:
-    """Teacher decay for the update after optimizer step ``step`` (1-based, as the trainer reports finished steps):
-    official ``0.999 + epoch / 100 * (0.9999 - 0.999)`` for the first 100 epochs, then ``0.9999``."""
-    warmup = max(total_steps * warmup_fraction, 1e-12)
-    return start + (end - start) * min(1.0, max(step - 1, 0) / warmup)
+def ema_decay_at(epoch: int, start: float, end: float, warmup_epochs: int = 100) -> float:
+    """Teacher decay during epoch ``epoch`` (0-based): official ``0.999 + epoch / 100 * (0.9999 - 0.999)`` for the
+    first 100 epochs, then ``0.9999``, whatever the run length."""
+    if epoch >= warmup_epochs:
+        return end
+    return start + epoch / warmup_epochs * (end - start)
 
 
 def num_hard_patches(num_patches: int, mask_ratio: float, fraction: float) -> int:
@@ -187,8 +190,8 @@ class HPMModel(HPMPreTrainedModel, MAEModel):
 
 
 class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
-    """MAE + loss predictor + EMA teacher. ``begin_training_step`` sets the share of hard patches in the mask,
-    ``end_training_step`` updates the teacher (both called by MIMTrainer)."""
+    """MAE + loss predictor + EMA teacher. ``begin_training_epoch`` sets the share of hard patches in the mask and
+    the teacher's decay for the epoch, ``end_training_step`` updates the teacher (both called by MIMTrainer)."""
 
     def __init__(self, config: HPMConfig):
         super(MAEForPreTraining, self).__init__(config)  # MAEForPreTraining.__init__ would build MAE's decoder
@@ -199,7 +202,9 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         self.teacher_decoder = HPMDecoder.from_config(config, reconstructor=False)
         self.teacher_encoder.requires_grad_(False)
         self.teacher_decoder.requires_grad_(False)
-        self.hard_patch_fraction = 0.0  # set from training progress by begin_training_step
+        # epoch schedules, set by begin_training_epoch (epoch 0 of an unknown length until then)
+        self.hard_patch_fraction = 0.0
+        self.teacher_decay = config.ema_decay[0]
         self.post_init()
         # the teacher starts as a copy of the student (ModelEma deep-copies the model); from_pretrained builds on
         # the meta device and then loads both from the checkpoint
@@ -220,16 +225,17 @@ class HPMForPreTraining(HPMPreTrainedModel, MAEForPreTraining):
         targets, sources = self._teacher_pairs()
         torch._foreach_copy_(targets, sources)
 
-    def begin_training_step(self, step: int, total_steps: int) -> None:
-        self.hard_patch_fraction = hard_patch_fraction(step, total_steps, self.config.hard_patch_max_fraction)
+    def begin_training_epoch(self, epoch: int, num_epochs: int) -> None:
+        """Official per-epoch schedules: hard-patch share ``(epoch + 1) / num_epochs * hard_patch_max_fraction``
+        and teacher decay ramped over the first ``ema_decay_warmup_epochs`` epochs."""
+        self.hard_patch_fraction = hard_patch_fraction(epoch, num_epochs, self.config.hard_patch_max_fraction)
+        self.teacher_decay = ema_decay_at(epoch, *self.config.ema_decay, self.config.ema_decay_warmup_epochs)
 
     @torch.no_grad()
     def end_training_step(self, step: int, total_steps: int) -> None:
-        start, end = self.config.ema_decay
-        decay = ema_decay_at(step, total_steps, start, end, self.config.ema_decay_warmup_fraction)
         targets, sources = self._teacher_pairs()
-        torch._foreach_mul_(targets, decay)
-        torch._foreach_add_(targets, sources, alpha=1.0 - decay)
+        torch._foreach_mul_(targets, self.teacher_decay)
+        torch._foreach_add_(targets, sources, alpha=1.0 - self.teacher_decay)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -11,7 +11,8 @@ Mechanism, as in the official code:
    cells stay active (visible), the ones with the smallest noise (``torch.rand(...).argsort()``).
 2. The input is multiplied by the upsampled active map; every conv / max-pool output in the encoder is re-masked
    and every BatchNorm normalises with statistics of the active sites only (writing zeros elsewhere), so masked
-   sites stay exactly zero at every stage.
+   sites stay exactly zero at every stage. Under distributed training every BatchNorm (encoder, densify norms,
+   decoder) synchronises its statistics across processes (official ``--sbn``; config ``sync_batch_norm``).
 3. Densify each stage map, coarsest first: a sparse norm, a per-stage mask token at the inactive sites, a
    projection to the decoder width of that scale (1x1 conv for the coarsest map, 3x3 otherwise; identity when the
    coarsest width already equals ``decoder_width``).
@@ -82,7 +83,9 @@ class SparKModelOutput(ModelOutput):
 
 
 def _batch_norm(config: SparKConfig, channels: int) -> SparseBatchNorm2d:
-    return SparseBatchNorm2d(channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
+    return SparseBatchNorm2d(
+        channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum, sync=config.sync_batch_norm
+    )
 
 
 class SparKBasicBlock(nn.Module):
@@ -319,10 +322,10 @@ class SparKUNetBlock(nn.Module):
         self.up_sample = nn.ConvTranspose2d(in_channels, in_channels, kernel_size=4, stride=2, padding=1, bias=True)
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(in_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum),
+            _batch_norm(config, in_channels),
             nn.ReLU6(inplace=True),
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum),
+            _batch_norm(config, out_channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
