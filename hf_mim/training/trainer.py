@@ -152,6 +152,12 @@ class MIMTrainer(Trainer):
             with open(path, "w") as file:
                 file.write(self.args.to_json_string())
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """Trainer's step; a batch left empty by unreadable images (the collator returns ``{}``) is skipped."""
+        if not inputs:
+            return torch.zeros((), device=self.args.device)
+        return super().training_step(model, inputs, num_items_in_batch)
+
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
         excluded = no_weight_decay_names(model)
         return [name for name, _ in model.named_parameters() if name not in excluded]
