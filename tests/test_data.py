@@ -138,3 +138,37 @@ def test_channels_come_from_a_sample_of_readable_images_and_a_mix_warns(tmp_path
     with caplog.at_level("WARNING"):
         assert detect_num_channels(load_image_dataset(str(folder)), "image") == 3
     assert "mixes grayscale (6) and colour (1)" in caplog.text
+
+
+def test_unreadable_images_never_stop_a_run(tmp_path, monkeypatch, caplog):
+    """Decompression bombs, batches with nothing readable, reconstruction grids and visualize used to crash."""
+    from hf_mim.cli import main
+    from hf_mim.training import MIMTrainer, MIMTrainingArguments
+    from hf_mim.training.pretrain import monitoring_callbacks
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # a 32x32 image is then a decompression bomb
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    Image.new("L", (32, 32)).save(folder / "bomb.png")
+    for i in range(3):
+        (folder / f"corrupt{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    config = tiny_config("mae", num_channels=1)
+    model = hf_mim.MAEForPreTraining(config)
+    before = model.encoder.patch_embed.proj.weight.clone()
+    args = MIMTrainingArguments(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=4,
+                                save_strategy="no", report_to=[], disable_tqdm=True)
+    dataset = prepare_dataset(load_image_dataset(str(folder)), processor(1))
+    with caplog.at_level("WARNING"):
+        MIMTrainer(model=model, args=args, train_dataset=dataset, data_collator=MIMCollator()).train()
+    assert torch.equal(model.encoder.patch_embed.proj.weight, before) and "could not be read: skipped" in caplog.text
+    write_images(folder, 2, size=(32, 32), mode="L")  # readable, under the raised limit below
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)
+    Image.new("L", (64, 64)).save(folder / "bomb.png")
+    from hf_mim.training.pretrain import PretrainArguments
+
+    callbacks = monitoring_callbacks(PretrainArguments(data=str(folder), reconstruction_steps=1), None, processor(1))
+    assert callbacks[0].pixel_values.shape[0] == 2
+    model.save_pretrained(tmp_path / "model")
+    processor(1).save_pretrained(tmp_path / "model")
+    assert main(["visualize", str(tmp_path / "model"), str(folder), "--output", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").exists()

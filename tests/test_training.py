@@ -8,6 +8,7 @@ import hf_mim
 from hf_mim.data import MIMCollator, load_image_dataset, prepare_dataset
 from hf_mim.training import MIMTrainer, MIMTrainingArguments, no_weight_decay_names
 from hf_mim.training.pretrain import PretrainArguments, pretrain
+from hf_mim.training.trainer import checkpoint_to_resume
 from tests.conftest import real_images, tiny_config
 
 
@@ -94,9 +95,8 @@ def test_no_weight_decay_on_biases_norms_tokens_and_positions(tmp_path):
 
 def test_resume_continues_with_the_same_masks_and_weights(tmp_path):
     """Masks are drawn from a generator reseeded from (seed, step, rank), so a resumed run sees the masks of the
-    uninterrupted one; with deterministic inputs it then reaches the same weights (optimizer, scheduler and
-    mask state all restored). Random crops are not covered: Trainer prefetches a step's batch before it
-    restores the RNG state."""
+    uninterrupted one and reaches the same weights (optimizer, scheduler and mask state all restored); random
+    crops are covered by the next test."""
     config = tiny_config("mae", num_channels=1, patch_size=4)
     dataset = demo_train_set(config, count=192, train=False)
 
@@ -190,3 +190,36 @@ def test_resume_last_skips_half_written_checkpoints(tmp_path):
     assert [entry["step"] for entry in trainer.state.log_history if "loss" in entry] == [1, 2, 3]
     with pytest.raises(FileNotFoundError, match="no such checkpoint folder: .*nope .*'last'"):
         pretrain(args, train_args(tmp_path, max_steps=3, resume_from_checkpoint=str(tmp_path / "nope")))
+
+
+class KillAtStep(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("killed")
+
+
+def test_a_killed_run_resumed_ends_with_bit_identical_weights(tmp_path):
+    """Random crops and flips come from a generator seeded per (seed, epoch, sample), like the masks: a run killed
+    after step 3 (checkpoint at step 2) and resumed with "last" ends exactly where the uninterrupted run does, across
+    an epoch boundary (4 steps per epoch)."""
+    config = tiny_config("mae", num_channels=1, patch_size=4)
+    dataset = demo_train_set(config, count=64, train=True)
+
+    def run(output_dir, resume=None, callbacks=()):
+        torch.manual_seed(0)
+        model = hf_mim.MAEForPreTraining(config)
+        args = train_args(output_dir, max_steps=6, per_device_train_batch_size=16, save_strategy="steps", save_steps=2)
+        trainer = MIMTrainer(model=model, args=args, train_dataset=dataset, data_collator=MIMCollator(), callbacks=list(callbacks))
+        trainer.train(resume_from_checkpoint=checkpoint_to_resume(resume, output_dir))
+        return model
+
+    full = run(tmp_path / "full")
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "killed", callbacks=[KillAtStep(3)])
+    assert not (tmp_path / "killed" / "checkpoint-4").exists()
+    resumed = run(tmp_path / "killed", resume="last")
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -262,8 +262,9 @@ class MIMCollator:
         if len(good) < len(samples):
             self.skipped += len(samples) - len(good)
             logger.warning("skipped %d unreadable image(s) so far", self.skipped)
-        if not good:
-            raise DataError("a whole batch of images could not be read; check the dataset")
+        if not good:  # MIMTrainer skips an empty batch: a run never stops on unreadable files
+            logger.warning("a whole batch of %d image(s) could not be read: skipped", len(samples))
+            return {}
         batch = {}
         for key in good[0]:
             values = [s[key] for s in good]

@@ -124,24 +124,33 @@ def _collect_images(sources: list[str], limit: int):
     """PIL images from files and folders; any other source is read as a dataset (parquet, name, ...)."""
     from pathlib import Path
 
-    from hf_mim.data import IMAGE_COLUMN_CANDIDATES, IMAGE_SUFFIXES, find_column, load_image_dataset, open_image
+    from hf_mim.data import (
+        IMAGE_COLUMN_CANDIDATES,
+        IMAGE_SUFFIXES,
+        find_column,
+        load_image_dataset,
+        read_image,
+        undecoded,
+    )
 
     images = []
     for source in sources:
         path = Path(source)
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(open_image(str(path)))
+            images.append(read_image(str(path)))
         elif path.is_dir() and not any(path.glob("*.parquet")):
-            images.extend(open_image(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+            images.extend(read_image(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             split = "test" if source == "demo" else "train"
             dataset = load_image_dataset(source, split=split)
             column = find_column(dataset, IMAGE_COLUMN_CANDIDATES, "image")
-            images.extend(open_image(dataset[i][column]) for i in range(min(limit, len(dataset))))
+            dataset = undecoded(dataset, column)
+            images.extend(read_image(dataset[i][column]) for i in range(min(limit, len(dataset))))
+        images = [image for image in images if image is not None]  # unreadable files are skipped (and logged)
         if len(images) >= limit:
             break
     if not images:
-        raise ValueError(f"no images found in {sources}")
+        raise ValueError(f"no readable images found in {sources}")
     return images[:limit]
 
 

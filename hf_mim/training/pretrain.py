@@ -181,8 +181,11 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
         callbacks.append(OnlineProbeCallback(probe_train, probe_test, every_n_steps=args.online_probe_steps))
     if args.reconstruction_steps > 0:
         source = args.probe_data if args.probe_data is not None else args.data
-        images = prepare_dataset(subset(load_image_dataset(source, "train"), 8), processor, train=False)
-        pixel_values = torch.stack([images[i]["pixel_values"] for i in range(len(images))])
+        images = prepare_dataset(subset(load_image_dataset(source, "train"), 16), processor, train=False)
+        readable = [image for image in (images[i]["pixel_values"] for i in range(len(images))) if image is not None]
+        if not readable:
+            raise DataError(f"none of 16 images of {source or 'demo'} could be read for the reconstruction grids")
+        pixel_values = torch.stack(readable[:8])
         callbacks.append(ReconstructionImageCallback(pixel_values, processor, every_n_steps=args.reconstruction_steps))
     return callbacks
 
@@ -226,6 +229,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
         training_args.learning_rate,
     )
     result = trainer.train(resume_from_checkpoint=resume)
+    if getattr(collator, "skipped", 0):
+        logger.warning("skipped %d unreadable image(s) in total during training", collator.skipped)
     trainer.save_model()
     trainer.save_state()
     trainer.log_metrics("train", result.metrics)

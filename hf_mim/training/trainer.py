@@ -76,9 +76,43 @@ def checkpoint_to_resume(resume, output_dir) -> str | None:
     return resume or None
 
 
-def step_seed(seed: int, step: int, rank: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
+def derived_seed(*parts) -> int:
+    """A 63-bit seed from ``parts`` (sha256 of their ``:``-joined text): independent streams per step, sample..."""
+    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return derived_seed(seed, step, rank)
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """A map-style dataset whose sample ``index`` is produced under its own RNG seed, derived from
+    ``(seed, epoch, index)``: random crops and flips then no longer depend on which process fetches the sample nor
+    on what drew from the global RNG before, so a resumed run (whose first batch Trainer fetches before it restores
+    the RNG state) sees the augmentation of the uninterrupted run. MIMTrainer wraps its training set in it and sets
+    ``epoch`` at each epoch start (with ``dataloader_persistent_workers`` the workers keep the first epoch's)."""
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed("augment", self.seed, self.epoch, index))
+            return self.dataset[index]
+
+
+class AugmentationEpoch(TrainerCallback):
+    """Tell :class:`SeededSamples` which epoch starts (before its dataloader workers are created)."""
+
+    def __init__(self, samples: SeededSamples):
+        self.samples = samples
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.samples.epoch = int(state.epoch or 0)  # exact at epoch starts (epoch + steps / steps)
 
 
 class MaskSeedCallback(TrainerCallback):
@@ -146,6 +180,12 @@ class MIMTrainer(Trainer):
                 callbacks.append(required())
         super().__init__(*args, callbacks=callbacks, **kwargs)
         self._loss_terms: dict[str, list[float]] = {}
+        if self.train_dataset is not None and hasattr(self.train_dataset, "__len__") and not isinstance(
+            self.train_dataset, torch.utils.data.IterableDataset
+        ):
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            self.train_dataset = SeededSamples(self.train_dataset, seed)
+            self.add_callback(AugmentationEpoch(self.train_dataset))
 
     def train(self, *args, **kwargs):
         """``Trainer.train``; on Ctrl-C it first saves a checkpoint of the finished optimizer steps, so the run
@@ -170,6 +210,12 @@ class MIMTrainer(Trainer):
             path = os.path.join(output_dir or self.args.output_dir, TRAINING_ARGS_JSON)
             with open(path, "w") as file:
                 file.write(self.args.to_json_string())
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """Trainer's step; a batch left empty by unreadable images (the collator returns ``{}``) is skipped."""
+        if not inputs:
+            return torch.zeros((), device=self.args.device)
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
         excluded = no_weight_decay_names(model)
