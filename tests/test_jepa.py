@@ -77,6 +77,22 @@ def test_loss_is_smooth_l1_to_layer_normed_target_features():
     assert out.mask.sum(1).tolist() == [64 - 8, 64 - 8]
 
 
+def test_init_is_the_official_training_init_without_depth_rescaling():
+    # ijepa src/helper.py init_model re-draws every Linear (trunc normal std 0.02) after the constructors'
+    # fix_init_weight, so the output projections of every block, deep ones included, keep std 0.02
+    torch.manual_seed(0)
+    model = JEPAForPreTraining(JEPAConfig(**{
+        **SMALL, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 3,
+        "predictor_hidden_size": 64, "predictor_num_hidden_layers": 3, "predictor_num_attention_heads": 4,
+    }))
+    # the patch projection too (official Conv2d trunc normal 0.02, not PyTorch's default)
+    assert abs(float(model.context_encoder.patch_embed.proj.weight.std()) - 0.02) < 0.002
+    for blocks in (model.context_encoder.blocks, model.encoder.blocks, model.predictor.blocks):
+        for block in blocks:
+            for weight in (block.attn.qkv.weight, block.attn.proj.weight, block.mlp.fc1.weight, block.mlp.fc2.weight):
+                assert abs(float(weight.std()) - 0.02) < 0.002
+
+
 def test_target_encoder_gets_no_gradient_and_follows_the_ema():
     model = small_model().train()
     assert not model.encoder.training  # the target encoder stays in eval mode
