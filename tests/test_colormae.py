@@ -137,6 +137,17 @@ def test_forward_draws_the_color_mask_from_mask_rng():
     assert torch.allclose(first.loss, masked_mse(first.logits, model.target(images), first.mask))
 
 
+def test_default_patterns_give_each_batch_slot_many_distinct_masks():
+    # official ColorMasking crops grid-side windows and flips them: a pattern of side S gives 4 (S - g + 1)^2 masks
+    # per batch slot; the default 4x-grid patterns give 4 * 13^2 = 676 at the tiny 4x4 grid (2x gave 100)
+    config = tiny_config("colormae", color_noise_num_patterns=1)
+    assert config.noise_pattern_size == 4 * config.grid_size[0]
+    model = hf_mim.ColorMAEForPreTraining(config)
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([model.color_noise_input(1, config.grid_size, generator) for _ in range(1500)])
+    assert len(torch.unique(draws, dim=0)) > 400
+
+
 def test_bank_is_not_saved_and_is_rebuilt_on_load(tmp_path):
     spec = hf_mim.get_method("colormae")
     model = spec.pretraining_class(tiny_config("colormae", noise_color="blue", color_noise_seed=5))
@@ -145,7 +156,7 @@ def test_bank_is_not_saved_and_is_rebuilt_on_load(tmp_path):
     loaded = spec.pretraining_class.from_pretrained(tmp_path)
     assert loaded.config.noise_color == "blue"
     assert torch.equal(loaded.color_noise.patterns, model.color_noise.patterns)
-    fresh = ColorNoiseBank(256, 8, color="blue", seed=5)
+    fresh = ColorNoiseBank(256, 16, color="blue", seed=5)  # default pattern side: 4x the 4x4 grid
     assert torch.equal(loaded.color_noise.patterns, fresh.patterns)
 
 

@@ -115,3 +115,16 @@ def test_clear_errors():
         clip = dict(model_type="clip_vision_model", image_size=32, patch_size=8, hidden_size=48, intermediate_size=64,
                     num_hidden_layers=2, num_attention_heads=2)
         build(teacher_name_or_path=clip)(torch.randn(2, 3, 32, 32))
+
+
+def test_default_teacher_is_the_official_raw_pixel_mae_large_and_the_card_says_so(tmp_path):
+    # DMAE pretrain.sh loads mae_visualize_vit_large.pth (MAE ViT-L on raw pixels); facebook/vit-mae-large is
+    # transformers' conversion of that checkpoint
+    from transformers import AutoConfig
+
+    from hf_mim.hub.cards import build_model_card
+
+    assert hf_mim.DMAEConfig().teacher_name_or_path == "facebook/vit-mae-large"
+    build().save_pretrained(tmp_path)
+    card = str(build_model_card(AutoConfig.from_pretrained(tmp_path), "me/dmae-tiny"))
+    assert "mae_visualize_vit_large.pth" in card and "raw pixels" in card

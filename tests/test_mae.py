@@ -78,6 +78,17 @@ def test_position_embeddings_are_fixed_sincos_at_construction():
     assert model.encoder.cls_token.abs().sum() > 0 and model.decoder.mask_token.abs().sum() > 0
 
 
+def test_patch_projection_gets_the_official_xavier_init():
+    # facebookresearch/mae initialize_weights: xavier-uniform on the kernel viewed as [D, C*p*p]; transformers skips
+    # modules without parameters of their own for custom code, which left PatchEmbed at PyTorch's default before
+    torch.manual_seed(0)
+    model = hf_mim.MAEForPreTraining(tiny_config("mae"))
+    weight = model.encoder.patch_embed.proj.weight
+    fan_out, fan_in = weight.shape[0], weight[0].numel()
+    expected = (2.0 / (fan_in + fan_out)) ** 0.5
+    assert abs(float(weight.std()) - expected) < 0.1 * expected
+
+
 def test_encoder_without_masking_returns_patches_in_order(images_rgb32):
     encoder = hf_mim.MAEModel(tiny_config("mae")).eval()
     with torch.no_grad():

@@ -17,7 +17,7 @@ def build(**overrides):
 
 
 def test_each_loss_term_equals_a_hand_computation(images_rgb32):
-    model = build().eval()
+    model = build(mimic_fusion_layers=[2]).eval()  # last block only: the mimic features are the encoder output
     noise = torch.rand(8, 16, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = model(images_rgb32, noise=noise)
@@ -41,7 +41,7 @@ def test_each_loss_term_equals_a_hand_computation(images_rgb32):
         assert torch.allclose(out.loss_terms[key], value, atol=1e-5), key
     assert torch.allclose(out.loss, sum(expected.values()), atol=1e-5)
     # loss weights scale the mimic terms
-    weighted = build(mimic_loss_weight=0.5, second_mimic_loss_weight=2.0).eval()
+    weighted = build(mimic_loss_weight=0.5, second_mimic_loss_weight=2.0, mimic_fusion_layers=[2]).eval()
     with torch.no_grad():
         total = weighted(images_rgb32, noise=noise)
     terms = total.loss_terms
@@ -91,6 +91,34 @@ def test_teacher_frozen_eval_unsaved_and_student_learns(images_rgb32, tmp_path):
     model.eval()
     with torch.no_grad():  # the teacher is rebuilt from the config: identical loss
         assert torch.equal(reloaded(images_rgb32, noise=noise).loss, model(images_rgb32, noise=noise).loss)
+
+
+def test_paper_defaults_focused_mimicking_and_multi_layer_fusion(images_rgb32):
+    # Gao et al. 2023 Sec. 3: visible tokens chosen from the teacher's attention, mimic from fused encoder layers
+    config = tiny_config("mrmae")
+    assert config.visible_selection == "teacher_attention_topk" and config.mimic_fusion_layers is None
+    model = build().eval()
+    noise = torch.rand(8, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(images_rgb32, noise=noise)
+        hidden = model.encoder(images_rgb32, noise=noise, output_hidden_states=True).hidden_states
+        fused = model.encoder.norm((hidden[1] + hidden[2]) / 2)[:, 1:]  # both blocks of the tiny encoder
+        teacher = model.get_teacher("teacher").model(pixel_values=images_rgb32, output_hidden_states=True)
+        features = teacher.hidden_states[-1]
+        whitened = (features - features.mean(-1, keepdim=True)) / torch.sqrt(features.var(-1, unbiased=False, keepdim=True) + 1e-5)
+        ids_keep = mask_from_noise(noise, 0.75).ids_keep
+        target = torch.stack([whitened[b, 1:][ids_keep[b]] for b in range(8)])
+        expected = (model.mimic_heads["teacher"](fused) - target).pow(2).mean()
+        last_only = build(mimic_fusion_layers=[2]).eval()(images_rgb32, noise=noise).loss_terms["mimic_teacher"]
+        unmasked = model(images_rgb32)  # no mask given: focused mimicking picks the visible set
+        importance = model.get_teacher("teacher")(images_rgb32).attentions[-1][:, :, 0, 1:].mean(1)
+    torch.testing.assert_close(out.loss_terms["mimic_teacher"], expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(last_only, expected)
+    visible = torch.ones(8, 16, dtype=torch.bool).scatter(1, importance.topk(4, dim=1).indices, False)
+    assert torch.equal(unmasked.mask, visible)
+    for layers in ([], [0], [3]):
+        with pytest.raises(ValueError, match="mimic_fusion_layers"):
+            tiny_config("mrmae", mimic_fusion_layers=layers)
 
 
 @pytest.mark.parametrize("selection", ["teacher_attention_topk", "teacher_attention_sample"])

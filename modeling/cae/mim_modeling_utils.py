@@ -83,8 +83,8 @@ class MIMPreTrainedModel(PreTrainedModel):
     * ``"mae"``: xavier-uniform Linear weights and patch embedding (viewed as a matrix), zero biases,
       normal(0.02) cls/mask tokens (facebookresearch/mae ``initialize_weights``).
     * ``"beit"``: truncated-normal Linear/Conv weights, then block ``i``'s ``attn.proj`` and ``mlp.fc2`` divided by
-      ``sqrt(2 i)`` (BEiT/SimMIM ``fix_init_weight``). ``trunc_bound`` sets the truncation (SimMIM truncates at
-      +-std because its ``_trunc_normal_`` override applies to every call).
+      ``sqrt(2 i)`` (BEiT/SimMIM ``fix_init_weight``; ``depth_scaled_init = False`` skips that step). ``trunc_bound``
+      sets the truncation (SimMIM truncates at +-std because its ``_trunc_normal_`` override applies to every call).
 
     Masks drawn inside ``forward`` come from ``self.mask_rng`` when it is set (a ``torch.Generator``; the training
     callbacks reseed it per step so resumed runs see the same masks), else from the global RNG.
@@ -101,6 +101,7 @@ class MIMPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
     init_style = "mae"
     trunc_bound = 2.0
+    depth_scaled_init = True
     mask_rng: torch.Generator | None = None
 
     def _trunc_normal(self, tensor: torch.Tensor, std: float) -> None:
@@ -112,6 +113,13 @@ class MIMPreTrainedModel(PreTrainedModel):
             self._trunc_normal(tensor, std)
         else:
             init.normal_(tensor, std=std)
+
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False) -> None:
+        # transformers treats hf_mim as custom code and then skips every module without parameters of its own
+        # (``all([])`` is True), e.g. ``PatchEmbed``, whose branch below would never run and leave the patch
+        # projection at PyTorch's default. hf_mim's init goes through ``transformers.initialization`` and
+        # ``is_loaded``, which leave loaded tensors alone, so the plain path is safe.
+        super()._initialize_weights(module, is_custom_code=False)
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -346,7 +354,7 @@ class MIMViTModel(MIMPreTrainedModel):
                 init.copy_(self.pos_embed, self.sincos_table())
             else:
                 self._trunc_normal(self.pos_embed, self.config.initializer_range)
-        if self.init_style == "beit":  # BEiT/SimMIM fix_init_weight
+        if self.init_style == "beit" and self.depth_scaled_init:  # BEiT/SimMIM fix_init_weight
             for layer_id, block in enumerate(self.blocks, start=1):
                 for weight in (block.attn.proj.weight, block.mlp.fc2.weight):
                     if not is_loaded(weight):

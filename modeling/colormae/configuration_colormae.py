@@ -18,12 +18,20 @@ class ColorMAEConfig(MAEConfig):
             (high-pass), green (band-pass, the paper's best), purple (band-stop), white (no filter = random masking).
         color_noise_num_patterns (`int`, defaults to 3072): slices in the bank (the official file is
             ``green_noise_data_3072.npz``). Only the first ``batch`` slices are used per step, as officially.
-        color_noise_pattern_size (`int`, *optional*): side of each pattern; defaults to twice the patch grid
-            (the official pattern size is not published). Must be at least the patch grid side.
+        color_noise_pattern_size (`int`, *optional*): side of each pattern; defaults to four times the patch
+            grid (56 at 224 px / 16). Where the numbers come from: the official ``ColorMasking`` crops a window of
+            the grid side (``RandomCrop(14)``) from every pattern and flips it (``models/utils/masking_generator.py``),
+            so a pattern of side ``S`` gives each batch slot ``4 (S - 14 + 1)^2`` distinct masks; the size of the
+            official OSF patterns is not published (neither in the paper nor the code). hf_mim's choice: 4x the grid
+            gives 7,396 distinct masks per slot (2x gave 900, few enough to repeat within an epoch) for a 39 MB bank.
+            Must be at least the patch grid side.
         color_noise_seed (`int`, defaults to 0): seed of the bank (it is generated, never downloaded or saved).
         color_noise_sigma (`float`, defaults to 1.5): Gaussian std (in patches) of the red / blue filters.
         color_noise_sigma_inner, color_noise_sigma_outer (`float`, defaults to 1.0 / 2.0): the two stds of the
-            green / purple difference of Gaussians. The paper does not publish its sigmas.
+            green / purple difference of Gaussians. The paper gives the filter forms (``G_s * W``, ``W - G_s * W``,
+            ``G_s1 * W - G_s2 * W``) but no values and the official repository ships only the generated ``.npz``
+            banks (no generator script), so all three sigmas are hf_mim's choice: blobs of a few patches at the
+            14x14 grid (a DoG with stds 1 and 2 patches peaks at a period of about 7 patches, two clusters per side).
     """
 
     model_type = "colormae"
@@ -58,8 +66,8 @@ class ColorMAEConfig(MAEConfig):
 
     @property
     def noise_pattern_size(self) -> int:
-        """The pattern side actually used: ``color_noise_pattern_size`` or twice the patch grid side."""
+        """The pattern side actually used: ``color_noise_pattern_size`` or four times the patch grid side."""
         if self.color_noise_pattern_size is not None:
             return self.color_noise_pattern_size
         grid = max(self.grid_size)
-        return 2 * grid
+        return 4 * grid

@@ -17,7 +17,9 @@ class DMAEConfig(MAEConfig):
     Args:
         teacher_name_or_path (`str` or `dict`, defaults to "facebook/vit-mae-large"): an MAE-pretrained teacher that
             can drop tokens: transformers `ViTMAEModel` (Hub id / path / config dict) or an hf_mim MAE encoder.
-            Never saved in the checkpoint unless `save_teacher=True`.
+            Never saved in the checkpoint unless `save_teacher=True`. The default is the official recipe's teacher:
+            transformers' conversion of `mae_visualize_vit_large.pth` (MAE ViT-L trained on raw pixels, loaded by
+            DMAE's `pretrain.sh`), with LayerNorm eps 1e-12 instead of 1e-6.
         teacher_hidden_size (`int`, defaults to 1024): teacher width (projection output); read from a config dict.
         student_align_layers (`list[int]`, defaults to [9]): student `hidden_states` indices to align (block
             numbers, 1-based: 9 = the official 0-based block 8), residual stream before the final norm.

@@ -11,13 +11,13 @@ The EMA momentum goes linearly from 0.996 to 1.0 over the run (official ``ipe_sc
 
 Naming: the EMA *target* encoder is ``encoder`` (the base model), the online one ``context_encoder``. I-JEPA
 evaluates and fine-tunes the target encoder, so ``AutoModel`` / ``AutoModelForImageClassification`` load it.
-Official init: truncated normal std 0.02 (the official bounds are +-2 absolute, i.e. effectively untruncated),
-zero biases, then ``attn.proj`` / ``mlp.fc2`` of block ``i`` divided by ``sqrt(2 i)`` in encoder and predictor.
+Official init, as training gets it: every Linear weight truncated normal std 0.02 (the official bounds are +-2
+absolute, i.e. effectively untruncated), zero biases, LayerNorms 1/0. The official constructors also divide block
+``i``'s ``attn.proj`` / ``mlp.fc2`` by ``sqrt(2 i)`` (``fix_init_weight``), but ``src/helper.py`` ``init_model``
+then re-draws every Linear of encoder and predictor, so that rescaling never reaches training: hf_mim skips it.
 Deviation: one seedable generator draws block sizes and positions (the official collator seeds sizes per step and
 takes positions from the global RNG).
 """
-
-import math
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ from .mim_layers_block import TransformerBlock
 from .mim_layers_pos_embed import sincos_2d
 from .mim_masking_core import check_values, gather_tokens
 from .mim_masking_multiblock import sample_multiblock_masks
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, is_loaded
+from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
 from .configuration_jepa import JEPAConfig
 
 
@@ -36,6 +36,7 @@ class JEPAPreTrainedModel(MIMPreTrainedModel):
     config_class = JEPAConfig
     init_style = "beit"
     trunc_bound = 100.0  # official trunc_normal_(std=0.02, a=-2, b=2): bounds at 100 std
+    depth_scaled_init = False  # official init_model re-draws every Linear after fix_init_weight
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -43,10 +44,6 @@ class JEPAPreTrainedModel(MIMPreTrainedModel):
         if isinstance(module, JEPAPredictor):
             self._token_init(module.mask_token)
             init.copy_(module.pos_embed, module.sincos_table())
-            for layer_id, block in enumerate(module.blocks, start=1):
-                for weight in (block.attn.proj.weight, block.mlp.fc2.weight):
-                    if not is_loaded(weight):
-                        weight.div_(math.sqrt(2.0 * layer_id))
 
 
 class JEPAModel(JEPAPreTrainedModel, MIMViTModel):

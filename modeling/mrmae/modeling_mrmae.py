@@ -8,15 +8,19 @@ disjoint token sets, so they do not compete.
 The MR-MAE pre-training code was never released (Alpha-VL/ConvMAE holds only ConvMAE-v1), so the mimic branch
 follows the paper and is marked unverified where it had to be guessed:
 
-* student features: the encoder's final (normalised) output at the visible patch tokens, cls excluded [unverified:
-  the paper's "multi-layer fusion" of several encoder layers is not reproduced; the plain-ViT MR-MAE is built];
+* student features: "multi-layer fusion" (paper Sec. 3): the outputs of the encoder blocks in
+  ``mimic_fusion_layers`` (default: all) at the visible patch tokens, averaged and passed through the encoder's
+  final norm, cls excluded [unverified which blocks and how they are combined; a sum gives the same result after
+  the norm]; ``[num_hidden_layers]`` is the plain last-layer output;
 * heads: one ``nn.Linear(hidden_size, teacher_hidden_size)`` per teacher [unverified];
 * targets: teacher ``hidden_states[mimic_target_layer]`` (last block by default) of the full image, whitened
   per token by a parameter-free LayerNorm (as MaskAlign from the same lab) [unverified], cls / register tokens
   dropped, gathered at the student's visible ids;
 * loss: ``pixel + w_clip * MSE + w_dino * MSE`` with weights 1:1:1 [unverified];
-* "focused mimicking" (teacher-attention-driven visible set) is exposed as ``visible_selection`` (default
-  "random", the plain MAE mask) [unverified which variant the paper uses].
+* "focused mimicking" (paper Sec. 3): the visible set is chosen from the first (CLIP) teacher's last-layer cls
+  attention, the most attended patches staying visible (``visible_selection="teacher_attention_topk"``, the
+  default) [unverified: top-k rather than attention-weighted sampling, which is also offered]; explicit
+  ``noise`` / ``bool_masked_pos`` override it.
 
 The pixel branch is exactly hf_mim's MAE (facebookresearch/mae ``forward_decoder`` / ``forward_loss``).
 The teachers are NOT part of the module tree (see ``hf_mim.teacher.TeacherHolderMixin``): they are absent from
@@ -112,17 +116,19 @@ class MRMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, MRMAEPreTrainedM
                 importance = cls_attention_importance(first.attentions[-1], first.num_prefix_tokens)
                 mode = "sample" if self.config.visible_selection == "teacher_attention_sample" else "topk"
                 noise = permutation_to_noise(guided_permutation(importance, mode, self.mask_rng))
+        fusion = self.config.mimic_fusion_layers or range(1, self.config.num_hidden_layers + 1)
         encoded = self.encoder(
             pixel_values,
             noise=noise,
             bool_masked_pos=bool_masked_pos,
             mask_ratio=ratio,
-            output_hidden_states=output_hidden_states,
+            output_hidden_states=True,
             output_attentions=output_attentions,
             return_dict=True,
             **kwargs,
         )
-        visible = encoded.last_hidden_state[:, self.encoder.num_prefix_tokens :]
+        fused = torch.stack([encoded.hidden_states[layer] for layer in fusion]).mean(dim=0)
+        visible = self.encoder.norm(fused)[:, self.encoder.num_prefix_tokens :]
         weights = {"teacher": self.config.mimic_loss_weight, "second_teacher": self.config.second_mimic_loss_weight}
         loss_terms = {}
         mimic_total = 0.0
@@ -147,7 +153,7 @@ class MRMAEForPreTraining(TeacherHolderMixin, PixelTargetMixin, MRMAEPreTrainedM
             mask=encoded.mask,
             ids_restore=encoded.ids_restore,
             loss_terms=loss_terms,
-            hidden_states=encoded.hidden_states,
+            hidden_states=encoded.hidden_states if output_hidden_states else None,
             attentions=encoded.attentions,
         )
         return output if return_dict else output.to_tuple()

@@ -12,9 +12,18 @@ simultaneously diagonal keep every matrix diagonal, so the dynamics decouple per
 ``a_1..a_L, v`` with ``w = prod(a_l)``, which :func:`simulate` integrates (explicit Euler, float64, all features
 at once). :func:`matrix_loss` is the matrix form, used by the tests to check the scalar gradients.
 
-Claim reproduced: MAE learns features in order of ``lambda * rho``; JEPA prefers high-``rho`` features, so with a
-high-variance but noisy feature the learning order inverts, and JEPA leaves the noisy feature's encoder weight
-small. No official code exists; this follows the spec's own gradient-flow check.
+Each objective has its own fixed point, reached from the balanced initialisation (which gradient flow keeps
+balanced, ``a_l = v``): MAE fits the end-to-end map ``v w = rho``, so ``w* = rho^(L/(L+1))``; JEPA only needs
+``v = rho`` (any ``w`` is then stationary) and balance gives ``w* = rho^L`` (end-to-end ``rho^(L+1)``). A feature
+counts as learned when its encoder weight reaches a fraction of ITS OWN objective's ``w*``
+(:func:`fixed_point`), never of the other objective's.
+
+What this shows (``scripts/jepa_deep_linear.py``): MAE learns the features in order of ``lambda * rho`` at every
+depth; JEPA's learning order moves towards high-``rho`` features as the encoder gets deeper and inverts at depth 3
+for a noisy high-variance feature against a predictive one (Littwin et al.: the bias towards influential features
+grows with depth), and at its fixed point JEPA shrinks the noisy feature's encoder weight by ``(rho_0/rho_1)^L``,
+far more than MAE's ``(rho_0/rho_1)^(L/(L+1))``. No official code exists; this follows the spec's gradient-flow
+check.
 """
 
 from dataclasses import dataclass
@@ -30,10 +39,19 @@ class DeepLinearRun:
     end_to_end: torch.Tensor  # [T, d] v * w per feature
     encoder: torch.Tensor  # [T, d] w per feature
 
-    def time_to_learn(self, rho: torch.Tensor, fraction: float = 0.5) -> list[float | None]:
-        """First time each feature's end-to-end map reaches ``fraction * rho`` (None: not within the run)."""
-        reached = self.end_to_end >= fraction * torch.as_tensor(rho, dtype=self.end_to_end.dtype)
+    def time_to_learn(self, rho, fraction: float = 0.5) -> list[float | None]:
+        """First time each feature's encoder weight reaches ``fraction`` of this objective's own fixed point
+        (:func:`fixed_point`; None: not within the run)."""
+        target = fixed_point(self.objective, self.depth, torch.as_tensor(rho, dtype=self.encoder.dtype))
+        reached = self.encoder >= fraction * target
         return [float(self.times[hits.nonzero()[0, 0]]) if hits.any() else None for hits in reached.T]
+
+
+def fixed_point(objective: str, depth: int, rhos: torch.Tensor) -> torch.Tensor:
+    """Encoder weight ``w = prod(a_l)`` per feature at the fixed point reached from a balanced init: ``rho^(L/(L+1))``
+    for MAE (``v w = rho`` with ``v = a_l``), ``rho^L`` for JEPA (``v = rho = a_l``)."""
+    exponent = depth / (depth + 1) if objective == "mae" else depth
+    return torch.as_tensor(rhos, dtype=torch.float64) ** exponent
 
 
 def scalar_gradients(objective: str, layers: torch.Tensor, predictor: torch.Tensor, lambdas, rhos):
@@ -45,8 +63,10 @@ def scalar_gradients(objective: str, layers: torch.Tensor, predictor: torch.Tens
     else:  # 1/2 lam (v w)^2 - lam rho v w sg(w)
         grad_v = lambdas * w * w * (predictor - rhos)
         grad_w = lambdas * predictor * w * (predictor - rhos)
-    others = torch.stack([torch.cat([layers[:l], layers[l + 1 :]]).prod(dim=0) for l in range(len(layers))])
-    return grad_w * others, grad_v
+    ones = torch.ones_like(layers[:1])  # product of every layer but l: exclusive prefix * exclusive suffix
+    before = torch.cumprod(torch.cat([ones, layers[:-1]]), dim=0)
+    after = torch.cumprod(torch.cat([ones, layers.flip(0)[:-1]]), dim=0).flip(0)
+    return grad_w * before * after, grad_v
 
 
 def matrix_loss(objective: str, layers: list[torch.Tensor], predictor: torch.Tensor, lambdas, rhos) -> torch.Tensor:
@@ -70,15 +90,16 @@ def simulate(
     total_time: float = 100.0,
     record_every: int = 10,
 ) -> DeepLinearRun:
-    """Gradient descent with step ``lr`` for ``total_time / lr`` steps from ``a_l = v = init_scale``."""
+    """Gradient descent with step ``lr`` for ``total_time / lr`` steps from ``a_l = v = init_scale`` (a float, or
+    one value per feature)."""
     if objective not in ("mae", "jepa"):
         raise ValueError(f"objective must be 'mae' or 'jepa', got {objective!r}")
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     lambdas = torch.as_tensor(lambdas, dtype=torch.float64)
     rhos = torch.as_tensor(rhos, dtype=torch.float64)
-    layers = torch.full((depth, len(lambdas)), init_scale, dtype=torch.float64)
-    predictor = torch.full((len(lambdas),), init_scale, dtype=torch.float64)
+    predictor = torch.as_tensor(init_scale, dtype=torch.float64).expand(len(lambdas)).clone()
+    layers = predictor.expand(depth, -1).clone()
     times, end_to_end, encoder = [], [], []
     for step in range(int(round(total_time / lr)) + 1):
         if step % record_every == 0:

@@ -28,9 +28,13 @@ class MRMAEConfig(MAEConfig):
         mimic_target_norm (`str`, defaults to "whiten"): target normalisation ("none", "whiten", "layernorm",
             "l2", "batch"); "whiten" = parameter-free LayerNorm per token.
         mimic_loss (`str`, defaults to "l2"): "l2" (MSE), "l1" or "smoothl1".
-        visible_selection (`str`, defaults to "random"): how the visible set is chosen when no mask is passed:
-            "random" (MAE), "teacher_attention_sample" (multinomial on the first teacher's last-layer cls
-            attention, as MaskAlign) or "teacher_attention_topk" (the most attended patches stay visible).
+        visible_selection (`str`, defaults to "teacher_attention_topk"): how the visible set is chosen when no
+            mask is passed: "teacher_attention_topk" (the paper's "focused mimicking", Gao et al. 2023 Sec. 3: the
+            patches the first teacher's last-layer cls token attends to most stay visible), "teacher_attention_sample"
+            (multinomial on that attention, as MaskAlign) or "random" (plain MAE).
+        mimic_fusion_layers (`list[int]`, *optional*): encoder blocks (1-based) whose visible-token outputs are
+            fused (averaged, then the encoder's final norm) before the mimic heads: the paper's "multi-layer fusion"
+            (Sec. 3). None (default) fuses every block; `[num_hidden_layers]` mimics from the last block only.
         teacher_seed (`int`, defaults to 0): seed of a random teacher built from a config dict.
         save_teacher (`bool`, defaults to False): store the teachers inside the student's checkpoint.
     """
@@ -51,7 +55,8 @@ class MRMAEConfig(MAEConfig):
     mimic_target_layer: int = -1
     mimic_target_norm: str = "whiten"
     mimic_loss: str = "l2"
-    visible_selection: str = "random"
+    visible_selection: str = "teacher_attention_topk"
+    mimic_fusion_layers: list[int] | None = None
     teacher_seed: int = 0
     save_teacher: bool = False
 
@@ -64,6 +69,14 @@ class MRMAEConfig(MAEConfig):
             raise ValueError(f"mimic_loss must be one of {FEATURE_LOSSES}, got {self.mimic_loss!r}")
         if self.visible_selection not in VISIBLE_SELECTIONS:
             raise ValueError(f"visible_selection must be one of {VISIBLE_SELECTIONS}, got {self.visible_selection!r}")
+        if self.mimic_fusion_layers is not None:
+            layers = [int(layer) for layer in self.mimic_fusion_layers]
+            if not layers or any(not 1 <= layer <= self.num_hidden_layers for layer in layers):
+                raise ValueError(
+                    f"mimic_fusion_layers must be a non-empty list of encoder blocks in 1..{self.num_hidden_layers}, "
+                    f"got {self.mimic_fusion_layers}"
+                )
+            self.mimic_fusion_layers = layers
         self.teacher_hidden_size = teacher_hidden_size(self.teacher_name_or_path, self.teacher_hidden_size)
         self.second_teacher_hidden_size = teacher_hidden_size(
             self.second_teacher_name_or_path, self.second_teacher_hidden_size
