@@ -196,3 +196,79 @@ def test_fsdp_through_trainer_on_gpu(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["fsdp_version"] == 2 and report["wrapped_blocks"] > 0 and report["reload_max_diff"] == 0
+
+
+# 4 parquet shards of 12 uniform grey images each: image i has grey level 5 i, which survives cropping, flipping and
+# resizing, so every training row can be traced back to its image. Three runs per rank: uninterrupted (4 steps),
+# stopped after 2 steps (checkpoint), resumed from that checkpoint to step 4.
+STREAM_SCRIPT = """
+    import json, os, sys
+    from transformers import TrainerCallback
+    from hf_mim.training import MIMTrainingArguments
+    from hf_mim.training.pretrain import PretrainArguments, pretrain
+
+    out, shards = sys.argv[1], sys.argv[2]
+    rank = int(os.environ["RANK"])
+
+    class Record(TrainerCallback):
+        def __init__(self, stop_at=None):
+            self.seen, self.stop_at = {}, stop_at
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            def hook(module, inputs, kwargs):
+                ids = (kwargs["pixel_values"].mean((1, 2, 3)) * 255 / 5).round().int().tolist()
+                self.seen[state.global_step + 1] = ids
+            model.register_forward_pre_hook(hook, with_kwargs=True)
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == self.stop_at:
+                control.should_training_stop = True
+
+    def run(name, stop_at=None, resume=None):
+        record = Record(stop_at)
+        args = PretrainArguments(method="mae", data=shards, streaming=True, size="tiny", image_mean=[0.0],
+                                 image_std=[1.0], shuffle_buffer_size=8, config_overrides='{"num_channels": 1}')
+        training_args = MIMTrainingArguments(
+            output_dir=os.path.join(out, name), max_steps=4, per_device_train_batch_size=2, save_steps=2,
+            ddp_backend="gloo", use_cpu=True, report_to="none", disable_tqdm=True, dataloader_num_workers=0,
+            seed=3, resume_from_checkpoint=resume,
+        )
+        pretrain(args, training_args, callbacks=[record])
+        return record.seen
+
+    json.dump({
+        "full": run("full"),
+        "first": run("split", stop_at=2),
+        "resumed": run("split", resume="last"),
+    }, open(os.path.join(out, f"rank{rank}.json"), "w"))
+"""
+
+
+def write_grey_shards(folder, shards: int = 4, per_shard: int = 12) -> None:
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    folder.mkdir()
+    for shard in range(shards):
+        images = []
+        for i in range(shard * per_shard, (shard + 1) * per_shard):
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((20, 20), 5 * i, dtype=np.uint8)).save(buffer, format="PNG")
+            images.append({"bytes": buffer.getvalue(), "path": None})
+        pq.write_table(pa.table({"image": images}), folder / f"part-{shard}.parquet")
+
+
+def test_two_process_streaming_splits_shards_and_resumes_exactly(tmp_path):
+    write_grey_shards(tmp_path / "shards")
+    ranks = launch(tmp_path, STREAM_SCRIPT, str(tmp_path / "shards"))
+    for info in ranks:
+        assert sorted(info["full"]) == ["1", "2", "3", "4"]
+        assert {step: info["full"][step] for step in ("1", "2")} == info["first"]
+        assert {step: info["full"][step] for step in ("3", "4")} == info["resumed"]  # same samples after resuming
+    seen = [sum(info["full"].values(), []) for info in ranks]
+    assert not set(seen[0]) & set(seen[1])  # the processes read different images...
+    shard_of = [{i // 12 for i in ids} for ids in seen]
+    assert not shard_of[0] & shard_of[1]  # ...from different shards
+    assert seen[0] != sorted(seen[0])  # shuffled, not in file order
