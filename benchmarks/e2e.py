@@ -228,6 +228,23 @@ def stage_costs(pipeline: str, options, trainer) -> dict:
     return {"decode": decode_ms, "augment": augment_ms, "collate": collate_ms}
 
 
+def training_flops_per_image(options, device) -> float:
+    """FLOPs of one MAE training step (forward + backward) per image, counted by torch's FlopCounterMode on the
+    model both pipelines train (the same work, so one count serves both): the MFU numerator."""
+    import torch
+
+    import hf_mim
+    from hf_mim.bench import count_flops
+
+    model = hf_mim.MAEForPreTraining(mae_config(options)).to(device)
+    pixel_values = torch.randn(2, 3, options.image_size, options.image_size, device=device)
+
+    def step():
+        model(pixel_values=pixel_values).loss.backward()
+
+    return count_flops(step) / 2
+
+
 def worker(options) -> dict:
     """One pipeline's measurements in this process."""
     import torch
@@ -285,13 +302,19 @@ def main(argv=None) -> dict:
                                              for k in results[0]["stage_cpu_ms"]}
     import torch
 
-    from hf_mim.bench import environment
+    from hf_mim.bench import environment, peak_bf16_tflops
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    flops = training_flops_per_image(options, device)
+    peak = peak_bf16_tflops(device) if options.bf16 else None
+    for row in summary.values():
+        row["mfu"] = row["train_ips"] * flops / (peak * 1e12) if peak else None
     report = {
         "e2e": summary,
+        "train_flops_per_image": flops,
         "ratio": summary["hf_mim"]["train_ips"] / summary["transformers"]["train_ips"],
         "settings": {k: v for k, v in vars(options).items() if k not in ("worker", "output")},
-        "environment": environment(torch.device("cuda" if torch.cuda.is_available() else "cpu")),
+        "environment": environment(device),
     }
     if options.output:
         with open(options.output, "w") as handle:
