@@ -236,7 +236,9 @@ def training_flops_per_image(options, device) -> float:
     import hf_mim
     from hf_mim.bench import count_flops
 
-    model = hf_mim.MAEForPreTraining(mae_config(options)).to(device)
+    config = mae_config(options)
+    config._attn_implementation = "eager"  # the same FLOPs as SDPA, but FlopCounterMode misses CPU SDPA's backward
+    model = hf_mim.MAEForPreTraining(config).to(device)
     pixel_values = torch.randn(2, 3, options.image_size, options.image_size, device=device)
 
     def step():
