@@ -30,7 +30,8 @@ import sys
 import tempfile
 import time
 
-CIFAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10")
+# the project's CIFAR-10 parquet folder, next to the repository (set CIFAR10_DIR where it lives elsewhere)
+CIFAR = os.environ.get("CIFAR10_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10"))
 PIPELINES = ("hf_mim", "transformers")
 
 
