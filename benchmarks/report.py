@@ -64,8 +64,44 @@ def speed_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def e2e_table(reports: list[dict]) -> str:
+    """Reports of `benchmarks/e2e.py` (hf-mim pretrain vs transformers' run_mae.py recipe, whole training loop)."""
+    lines = [
+        "| size | image | batch | workers | threads | device | e2e img/s hf_mim | run_mae recipe | ratio "
+        "| loader img/s hf_mim | run_mae recipe | CPU ms/image decode+augment+collate hf_mim | run_mae recipe "
+        "| MFU hf_mim / recipe | peak GPU memory MB hf_mim / recipe |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def stages(row):
+        cost = row.get("stage_cpu_ms")
+        return "-" if not cost else f"{cost['decode']:.2f}+{cost['augment']:.2f}+{cost['collate']:.2f}"
+
+    def mfu(row):
+        return "-" if row.get("mfu") is None else f"{100 * row['mfu']:.1f}%"
+
+    def memory(row):
+        runs = [r["peak_memory_mb"] for r in row.get("runs", []) if "peak_memory_mb" in r]
+        return f"{max(runs):.0f}" if runs else "-"
+
+    for report in reports:
+        s, ours, theirs = report["settings"], report["e2e"]["hf_mim"], report["e2e"]["transformers"]
+        device = report["environment"].get("gpu", report["environment"]["device"])
+        lines.append(
+            f"| {s['size']} | {s['image_size']} | {s['batch']} | {s['workers']} | {s['threads']} | {device} "
+            f"| {ours['train_ips']:.1f} | {theirs['train_ips']:.1f} | {report['ratio']:.2f} | {ours['loader_ips']:.0f} "
+            f"| {theirs['loader_ips']:.0f} | {stages(ours)} | {stages(theirs)} | {mfu(ours)} / {mfu(theirs)} "
+            f"| {memory(ours)} / {memory(theirs)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(paths: list[str]) -> None:
     loaded = [json.load(open(path)) for path in paths]
+    e2e = [data for data in loaded if isinstance(data, dict) and "e2e" in data]
+    if e2e:
+        print(e2e_table(e2e))
+    loaded = [data for data in loaded if not (isinstance(data, dict) and "e2e" in data)]
     speed = [row for data in loaded if isinstance(data, dict) for row in data["results"]]
     rows = [row for data in loaded if isinstance(data, list) for row in data]
     if rows:

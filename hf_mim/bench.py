@@ -26,7 +26,16 @@ SIZES = {
     "base": dict(enc=(768, 12, 12, 3072), dec=(512, 8, 16, 2048)),
 }
 MODES = ("eager", "sdpa", "compile")
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
+# dense bf16 tensor-core peaks (vendor data sheets, no sparsity), matched against torch.cuda.get_device_name()
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
+
+
+def peak_bf16_tflops(device) -> float | None:
+    """The device's dense bf16 peak from PEAK_BF16_TFLOPS (None on CPUs and unknown GPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((value for key, value in PEAK_BF16_TFLOPS.items() if key in name), None)
 
 
 @dataclass
@@ -246,7 +255,7 @@ def run_case(
     if with_kernel_share and device.type == "cpu":
         shares = (kernel_share(train_ours), kernel_share(train_theirs))
     tflops = flops / t_ours / 1e12
-    peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if device.type == "cuda" and k in torch.cuda.get_device_name()), None)
+    peak = peak_bf16_tflops(device)
     return Result(
         method=method, size=size, dtype=dtype, mode=mode, batch=batch,
         ours_train_ips=batch / t_ours, theirs_train_ips=batch / t_theirs, train_ratio=t_theirs / t_ours,

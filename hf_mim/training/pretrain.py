@@ -49,6 +49,9 @@ class PretrainArguments:
     validation_split: str | None = field(default=None, metadata={"help": "Split of --data used for validation."})
     image_column: str | None = field(default=None, metadata={"help": "Image column (auto-detected)."})
     streaming: bool = field(default=False, metadata={"help": "Stream the training data (needs --max_steps)."})
+    shuffle_buffer_size: int = field(
+        default=10_000, metadata={"help": "With --streaming: shuffle shard order and a buffer of this many images (0: off)."}
+    )
     model_name_or_path: str | None = field(default=None, metadata={"help": "Continue from this checkpoint."})
     size: str = field(default="base", metadata={"help": "Config preset: base (paper), demo or tiny."})
     config_overrides: str | None = field(
@@ -156,6 +159,30 @@ def load_training_data(args: PretrainArguments, training_args: MIMTrainingArgume
     return train, validation
 
 
+def prepare_stream(train, args: PretrainArguments, training_args: MIMTrainingArguments):
+    """Set a streaming dataset up for several processes and for exact resumes, with the libraries' own mechanisms:
+
+    * order: ``IterableDataset.shuffle(seed, buffer_size)`` (shard order + a sample buffer); Trainer calls the
+      dataloader's ``set_epoch``, which accelerate forwards to the dataset, so every pass is reshuffled
+      deterministically.
+    * split across processes: each process reads its own shards. We do not call
+      ``datasets.distributed.split_dataset_by_node`` ourselves because accelerate would split the result again
+      (with ``dispatch_batches=False`` it calls ``dataset.shard(world_size, rank)`` when there are at least
+      ``world_size`` shards, else it keeps every ``world_size``-th batch): a stream of 4 shards on 2 processes would
+      lose half its data. We set ``dispatch_batches=False`` (accelerate's default for streams, ``True``, reads
+      everything on rank 0 and sends slices) and let accelerate make the split, which is the whole-shard split
+      ``split_dataset_by_node`` makes when the shard count divides by the number of processes.
+    * resume: Trainer's data skip (``ignore_data_skip=False``): the resumed run replays the stream past the batches
+      already trained on, then restores the checkpoint's RNG states, so it sees the same samples with the same
+      augmentations as an uninterrupted run (the stream has no random access, so skipping costs reading them).
+    """
+    if args.shuffle_buffer_size > 0:
+        train = train.shuffle(seed=training_args.seed, buffer_size=args.shuffle_buffer_size)
+    if training_args.world_size > 1 and training_args.accelerator_config.dispatch_batches is None:
+        training_args.accelerator_config.dispatch_batches = False
+    return train
+
+
 def probe_datasets(args: PretrainArguments, processor):
     """Small labelled train / test sets for the online probe: the source's test (or validation) split when it has
     one, else a held-out part of its train split."""
@@ -199,6 +226,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     seed_run(training_args)
     spec, model, processor = build_model_and_processor(args, train_raw, image_column)
+    if args.streaming:  # after the channel detection above, which reads the first images unshuffled
+        train_raw = prepare_stream(train_raw, args, training_args)
     scale = (args.crop_scale_min, 1.0)
     train = prepare_dataset(
         train_raw, processor, image_column=args.image_column,

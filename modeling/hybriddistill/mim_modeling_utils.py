@@ -214,6 +214,10 @@ class MIMPreTrainedModel(PreTrainedModel):
 
     def post_init(self):
         super().post_init()
+        # FSDP auto-wrap (accelerate / transformers) wraps the classes named here and raises on a name the model
+        # does not contain, so keep only the block classes this model has (MAE has no CrossAttentionBlock)
+        present = {type(module).__name__ for module in self.modules()}
+        self._no_split_modules = {name for name in self._no_split_modules if name in present}
         self.add_model_tags(["hf_mim", "masked-image-modeling", self.config.model_type])
 
     @classmethod
