@@ -77,3 +77,20 @@ def test_visualize_gives_two_view_methods_their_second_view(method, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").size[1] > 2 * 96
+
+
+def test_pretrain_writes_reconstructions_to_the_trainers_tensorboard_run(tmp_path):
+    """The README's headline recipe: --reconstruction_steps with --report_to tensorboard puts the grids into the
+    same TensorBoard run (under output_dir/runs) as the Trainer's scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--max_steps", "2",
+          "--per_device_train_batch_size", "8", "--logging_steps", "1", "--reconstruction_steps", "1",
+          "--report_to", "tensorboard", "--disable_tqdm", "true"])
+    runs = [path.parent for path in (out / "runs").rglob("events.out.tfevents.*")]
+    assert len(runs) == 1, runs  # one run: grids and scalars share the Trainer's writer
+    events = EventAccumulator(str(runs[0]), size_guidance={"images": 0}).Reload()
+    assert [event.step for event in events.Images("reconstructions")] == [1, 2]
+    assert "train/loss" in events.Tags()["scalars"]
+    assert sorted(p.name for p in (out / "reconstructions").iterdir()) == ["step_0000001.png", "step_0000002.png"]

@@ -5,6 +5,7 @@ import hashlib
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 
 NO_DECAY_NAME_PARTS = ("cls_token", "mask_token", "pos_embed", "relative_position_bias_table", "dist_token")
 
@@ -70,6 +71,10 @@ class MIMTrainer(Trainer):
             if not any(isinstance(c, required) for c in callbacks):
                 callbacks.append(required())
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        tensorboard = next((c for c in self.callback_handler.callbacks if isinstance(c, TensorBoardCallback)), None)
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "tensorboard"):  # callbacks that write images through the Trainer's writer
+                callback.tensorboard = tensorboard
         self._loss_terms: dict[str, list[float]] = {}
 
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
