@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import AutoModelForPreTraining
+from transformers import AutoModelForPreTraining, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mim.data import (
@@ -169,6 +169,7 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
 def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callbacks=None):
     """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
     when ``resume_from_checkpoint`` is True (or from the given path)."""
+    set_seed(training_args.seed)
     train_raw, validation_raw = load_training_data(args, training_args)
     image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     spec, model, processor = build_model_and_processor(args, train_raw, image_column)
