@@ -1,4 +1,6 @@
 
+import math
+
 import pytest
 import torch
 from transformers import AutoModelForImageClassification
@@ -14,7 +16,7 @@ from hf_mim.evaluation.finetune import (
 )
 from hf_mim.evaluation.knn import knn_accuracies, knn_predict
 from hf_mim.evaluation.metrics import Accuracy
-from hf_mim.evaluation.probe import linear_probe_accuracy
+from hf_mim.evaluation.probe import LinearProbe, linear_probe_accuracy
 from hf_mim.evaluation.visualize import reconstruct, reconstruction_grid
 from hf_mim.training import MIMTrainer
 from hf_mim.training.callbacks import OnlineProbeCallback, ReconstructionImageCallback
@@ -170,3 +172,29 @@ def test_lora_trains_only_adapters_and_merges(demo_checkpoint, tmp_path):
     with torch.no_grad():
         assert torch.allclose(merged(pixel_values=images).logits, adapted, atol=1e-5)
     assert not torch.equal(merged.state_dict()["encoder.blocks.0.attn.qkv.weight"], before["encoder.blocks.0.attn.qkv.weight"])
+
+
+CLASSIFIER_METHODS = [name for name, spec in sorted(hf_mim.registry.discover().items()) if spec.classification_class]
+
+
+@pytest.mark.parametrize("method", CLASSIFIER_METHODS)
+def test_classification_heads_start_as_in_mae_fine_tuning(method, images_gray32):
+    """Official MAE fine-tuning: head weight trunc-normal(std 2e-5), zero bias, so the first loss is ln(classes)
+    (with xavier it was ~3.0 > ln 10 and short LoRA runs ended below chance)."""
+    spec = hf_mim.get_method(method)
+    model = spec.classification_class(spec.make_config("tiny", num_channels=1, num_labels=10)).eval()
+    heads = [m for m in model.modules() if isinstance(m, hf_mim.modeling_utils.ClassificationHead)]
+    assert heads
+    for head in heads:
+        assert 1.5e-5 < head.weight.std().item() < 2.5e-5 and not head.bias.any()
+    with torch.no_grad():
+        loss = model(pixel_values=images_gray32, labels=torch.arange(8)).loss
+    assert abs(loss.item() - math.log(10)) < 1e-3
+
+
+def test_fine_tuning_head_from_a_pretraining_checkpoint_and_probe_head(demo_checkpoint):
+    model = AutoModelForImageClassification.from_pretrained(demo_checkpoint, num_labels=10)
+    assert 1.5e-5 < model.classifier.weight.std().item() < 2.5e-5 and not model.classifier.bias.any()
+    torch.manual_seed(0)
+    probe = LinearProbe(192, 10)  # main_linprobe.py: trunc_normal_(head.weight, std=0.01)
+    assert 0.009 < probe.head.weight.std().item() < 0.011 and not probe.head.bias.any()
