@@ -234,17 +234,23 @@ def cmd_finetune(argv: list[str]) -> None:
     from hf_mim.evaluation.finetune import FinetuneArguments, finetune
     from hf_mim.training.arguments import MIMTrainingArguments
 
+    lora = "--lora" in argv and _peek(argv, "--lora", "true").lower() not in ("false", "0", "no")
     parser = HfArgumentParser((FinetuneArguments, MIMTrainingArguments), prog="hf-mim finetune")
-    parser.set_defaults(
-        output_dir="outputs/finetune", base_learning_rate=5e-4, adam_beta2=0.999, eval_strategy="epoch",
-        save_strategy="epoch", label_names=["labels"], prediction_loss_only=False,
+    parser.set_defaults(  # LoRA adapters get their own folder: never beside (or over) a full fine-tune
+        output_dir="outputs/finetune-lora" if lora else "outputs/finetune", base_learning_rate=5e-4,
+        adam_beta2=0.999, eval_strategy="epoch", save_strategy="epoch", label_names=["labels"],
+        prediction_loss_only=False,
     )
     if argv and not argv[0].startswith("-"):  # positional checkpoint
         argv = ["--checkpoint", argv[0], *argv[1:]]
     args, training_args = parser.parse_args_into_dataclasses(argv)
     _, metrics = finetune(args, training_args)
     _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, None)
-    print(f"fine-tuned model saved to {training_args.output_dir}" + (" (merged: /merged)" if args.lora else ""))
+    out = Path(training_args.output_dir)
+    if args.lora:
+        print(f"LoRA adapters saved to {out}, the merged model to {out / 'merged'}")
+    else:
+        print(f"fine-tuned model saved to {out}")
 
 
 def cmd_push(argv: list[str]) -> None:
@@ -287,11 +293,13 @@ def cmd_convert(argv: list[str]) -> None:
     if options.target == "transformers":
         from transformers import AutoModelForPreTraining
 
-        from hf_mim.hub.convert import to_transformers_vitmae
+        from hf_mim.hub.convert import processor_statistics, to_transformers_processor, to_transformers_vitmae
 
-        model = to_transformers_vitmae(AutoModelForPreTraining.from_pretrained(options.source))
-        model.save_pretrained(options.output_dir)
-        print(f"wrote transformers ViTMAEForPreTraining to {options.output_dir}")
+        source = AutoModelForPreTraining.from_pretrained(options.source)
+        to_transformers_vitmae(source).save_pretrained(options.output_dir)
+        processor = to_transformers_processor(source.config, processor_statistics(options.source))
+        processor.save_pretrained(options.output_dir)
+        print(f"wrote transformers ViTMAEForPreTraining and ViTImageProcessor to {options.output_dir}")
         return
     from hf_mim.hub.convert import convert_checkpoint
 

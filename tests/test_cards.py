@@ -2,15 +2,18 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from transformers import AutoConfig, ViTMAEForPreTraining
 
 import hf_mim
 from hf_mim.cli import main
 from hf_mim.hub.cards import build_model_card, template_path, training_summary
 from hf_mim.hub.push import PushError, push_checkpoint
+from tests.conftest import run_python
 
 
 def front_matter(card) -> dict:
@@ -55,6 +58,8 @@ def test_push_of_a_folder_without_model_fails_clearly(tmp_path):
 def test_convert_cli_both_directions(tmp_path):
     model = hf_mim.MAEForPreTraining(hf_mim.get_method("mae").make_config("tiny")).eval()
     model.save_pretrained(tmp_path / "ours")
+    stats = {"image_mean": [0.49, 0.48, 0.45], "image_std": [0.25, 0.24, 0.26]}
+    hf_mim.processor_for_config(model.config, **stats).save_pretrained(tmp_path / "ours")
     main(["convert", str(tmp_path / "ours"), str(tmp_path / "hf"), "--to", "transformers"])
     theirs = ViTMAEForPreTraining.from_pretrained(tmp_path / "hf").eval()
     main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")])
@@ -65,3 +70,19 @@ def test_convert_cli_both_directions(tmp_path):
         assert torch.allclose(theirs(images, noise=noise).loss, reference, atol=1e-6)
         assert torch.allclose(back(images, noise=noise).loss, reference, atol=1e-6)
     assert json.loads((tmp_path / "back" / "config.json").read_text())["model_type"] == "mim_mae"
+    # both folders carry an image processor with the source's statistics; the transformers one needs no hf_mim
+    image = Image.fromarray(np.arange(40 * 40 * 3, dtype=np.uint8).reshape(40, 40, 3))
+    ours = hf_mim.processor_for_config(model.config, **stats)(image, return_tensors="pt")["pixel_values"]
+    torch.save(ours, tmp_path / "ours.pt")
+    image.save(tmp_path / "image.png")
+    script = (
+        "import torch; from PIL import Image; from transformers import AutoImageProcessor\n"
+        "processor = AutoImageProcessor.from_pretrained('hf')\n"
+        "values = processor(Image.open('image.png'), return_tensors='pt')['pixel_values']\n"
+        "print(type(processor).__name__, (values - torch.load('ours.pt', weights_only=True)).abs().max().item())\n"
+    )
+    result = run_python(script, cwd=tmp_path, block_hf_mim=True)
+    name, difference = result.stdout.split()
+    assert name == "ViTImageProcessor" and float(difference) < 1e-5, result.stderr[-2000:]
+    back = json.loads((tmp_path / "back" / "preprocessor_config.json").read_text())
+    assert back["image_mean"] == stats["image_mean"] and back["image_std"] == stats["image_std"]

@@ -1,6 +1,7 @@
 """The command line, end to end on tiny settings (each command runs in-process through hf_mim.cli.main)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModel
@@ -94,3 +95,21 @@ def test_pretrain_writes_reconstructions_to_the_trainers_tensorboard_run(tmp_pat
     assert [event.step for event in events.Images("reconstructions")] == [1, 2]
     assert "train/loss" in events.Tags()["scalars"]
     assert sorted(p.name for p in (out / "reconstructions").iterdir()) == ["step_0000001.png", "step_0000002.png"]
+
+
+def test_full_and_lora_fine_tuning_default_to_separate_folders(tmp_path, monkeypatch, capsys):
+    checkpoint = tmp_path / "ckpt"
+    config = hf_mim.get_method("mae").make_config("tiny", num_channels=1)
+    hf_mim.MAEForPreTraining(config).save_pretrained(checkpoint)
+    hf_mim.processor_for_config(config, image_mean=[0.286], image_std=[0.353]).save_pretrained(checkpoint)
+    monkeypatch.chdir(tmp_path)
+    common = [str(checkpoint), "--max_train_samples", "16", "--max_eval_samples", "16", "--max_steps", "1",
+              "--per_device_train_batch_size", "16", "--save_strategy", "no", "--disable_tqdm", "true"]
+    main(["finetune", *common])
+    main(["finetune", *common, "--lora", "--lora_r", "4"])
+    full, lora = tmp_path / "outputs" / "finetune", tmp_path / "outputs" / "finetune-lora"
+    assert (full / "model.safetensors").exists() and not (full / "adapter_config.json").exists()
+    assert (lora / "adapter_config.json").exists() and (lora / "merged" / "model.safetensors").exists()
+    out = capsys.readouterr().out
+    assert "fine-tuned model saved to outputs/finetune\n" in out
+    assert f"LoRA adapters saved to outputs/finetune-lora, the merged model to {Path('outputs/finetune-lora/merged')}" in out
