@@ -148,12 +148,15 @@ def cmd_visualize(argv: list[str]) -> None:
     print(f"wrote {path}")
 
 
+TEST_SPLIT_HELP = "default: the test split, else validation, else a seeded fifth of the train split held out"
+
+
 def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("checkpoint", help="hf_mim checkpoint (pre-training or encoder), or a transformers vision model")
-    parser.add_argument("--data", default=None, help="labelled data with train and test splits (default: demo data)")
+    parser.add_argument("--data", default=None, help="labelled data (default: the bundled demo data)")
     parser.add_argument("--train_split", default="train")
-    parser.add_argument("--test_split", default="test")
+    parser.add_argument("--test_split", default=None, help=TEST_SPLIT_HELP)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--pooling", choices=["cls", "mean"], default=None, help="default: cls if the encoder has one")
@@ -169,15 +172,15 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def _frozen_eval_data(options):
     from transformers import AutoImageProcessor, AutoModel
 
-    from hf_mim.data import load_image_dataset, prepare_dataset, subset
+    from hf_mim.data import load_evaluation_splits, prepare_dataset, subset
 
     encoder = AutoModel.from_pretrained(options.checkpoint)
     if options.random_init:
         encoder = type(encoder)(encoder.config)
     processor = AutoImageProcessor.from_pretrained(options.checkpoint)
     splits = []
-    for split, limit in ((options.train_split, options.max_train_samples), (options.test_split, options.max_test_samples)):
-        data = load_image_dataset(options.data, split)
+    data_splits = load_evaluation_splits(options.data, options.train_split, options.test_split)
+    for data, limit in zip(data_splits, (options.max_train_samples, options.max_test_samples)):
         if limit:
             data = subset(data, limit)
         splits.append(

@@ -8,6 +8,7 @@ from transformers import AutoModel
 
 import hf_mim
 from hf_mim.cli import main
+from hf_mim.data import load_image_dataset
 
 
 def test_help_lists_commands(capsys):
@@ -113,3 +114,31 @@ def test_full_and_lora_fine_tuning_default_to_separate_folders(tmp_path, monkeyp
     out = capsys.readouterr().out
     assert "fine-tuned model saved to outputs/finetune\n" in out
     assert f"LoRA adapters saved to outputs/finetune-lora, the merged model to {Path('outputs/finetune-lora/merged')}" in out
+
+
+def test_knn_and_finetune_on_a_labelled_folder_without_test_split(tmp_path, caplog):
+    """A folder with class sub-folders only: a seeded fifth of it is held out for testing, and the log says so."""
+    demo = load_image_dataset(None, "test").select(range(30))
+    names = demo.features["label"].names
+    for index, row in enumerate(demo):
+        folder = tmp_path / "labelled" / names[row["label"]].replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        row["image"].save(folder / f"{index}.png")
+    checkpoint = tmp_path / "ckpt"
+    config = hf_mim.get_method("mae").make_config("tiny", num_channels=1)
+    hf_mim.MAEForPreTraining(config).save_pretrained(checkpoint)
+    processor = hf_mim.processor_for_config(config)
+    processor.save_pretrained(checkpoint)
+    data = ["--data", str(tmp_path / "labelled")]
+    with caplog.at_level("WARNING"):
+        main(["knn", str(checkpoint), *data, "--k", "5", "--output", str(tmp_path / "knn.json")])
+        main(["finetune", str(checkpoint), *data, "--output_dir", str(tmp_path / "ft"), "--max_steps", "1",
+              "--per_device_train_batch_size", "8", "--save_strategy", "no", "--disable_tqdm", "true"])
+    assert 0 <= json.loads((tmp_path / "knn.json").read_text())["knn_top1_k5"] <= 1
+    assert (tmp_path / "ft" / "model.safetensors").exists()
+    assert caplog.text.count("no test or validation split: evaluating on a held-out 20%") == 2
+    # the online probe of `hf-mim pretrain --probe_data` takes its test set the same way
+    from hf_mim.training.pretrain import PretrainArguments, probe_datasets
+
+    probe_train, probe_test = probe_datasets(PretrainArguments(probe_data=str(tmp_path / "labelled")), processor)
+    assert (len(probe_train), len(probe_test)) == (24, 6) and probe_test[0]["pixel_values"].shape == (1, 32, 32)

@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 
 import hf_mim
-from hf_mim.data import DataError, MIMCollator, load_image_dataset, prepare_dataset, split_train_validation
+from hf_mim.data import (
+    DataError,
+    MIMCollator,
+    MissingSplitError,
+    load_evaluation_splits,
+    load_image_dataset,
+    prepare_dataset,
+    split_train_validation,
+)
 from tests.conftest import tiny_config
 
 
@@ -97,3 +106,29 @@ def test_subset_is_a_seeded_random_sample_not_the_first_rows():
     assert len(picked) == 100 and len(set(picked["label"])) >= 8  # the first 100 rows would be classes 0 and 1
     assert picked["label"] == subset(sorted_by_class, 100)["label"]  # seeded
     assert subset(sorted_by_class, None) is sorted_by_class and len(subset(sorted_by_class, 10_000)) == 500
+
+
+def image_paths(dataset) -> list[str]:
+    return [row["path"] for row in dataset.cast_column("image", ImageFeature(decode=False))["image"]]
+
+
+def test_labelled_folder_without_test_split_holds_out_a_seeded_fifth(tmp_path, caplog):
+    for label in ("cat", "dog"):
+        write_images(tmp_path / "pets" / label, 10)
+    with caplog.at_level("WARNING"):
+        train, test = load_evaluation_splits(str(tmp_path / "pets"))
+    assert (len(train), len(test)) == (16, 4)
+    assert not set(image_paths(train)) & set(image_paths(test))
+    assert "no test or validation split" in caplog.text and "--test_split" in caplog.text
+    again = load_evaluation_splits(str(tmp_path / "pets"))
+    assert image_paths(again[1]) == image_paths(test)  # seeded: the same held-out images every run
+    with pytest.raises(MissingSplitError, match="no 'test' split.*--test_split"):
+        load_evaluation_splits(str(tmp_path / "pets"), test_split="test")
+
+
+def test_validation_split_is_the_test_set_when_there_is_no_test_split(tmp_path):
+    for split, count in (("train", 6), ("val", 3)):
+        for label in ("cat", "dog"):
+            write_images(tmp_path / "pets" / split / label, count)
+    train, test = load_evaluation_splits(str(tmp_path / "pets"))
+    assert (len(train), len(test)) == (12, 6)

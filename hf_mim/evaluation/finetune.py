@@ -14,7 +14,14 @@ from pathlib import Path
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
 
-from hf_mim.data import LABEL_COLUMN_CANDIDATES, MIMCollator, find_column, load_image_dataset, prepare_dataset, subset
+from hf_mim.data import (
+    LABEL_COLUMN_CANDIDATES,
+    MIMCollator,
+    find_column,
+    load_evaluation_splits,
+    prepare_dataset,
+    subset,
+)
 from hf_mim.evaluation.metrics import compute_classification_metrics
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import no_weight_decay_names
@@ -31,7 +38,9 @@ class FinetuneArguments:
     checkpoint: str = field(metadata={"help": "Pre-trained hf_mim checkpoint (local folder or Hub id)."})
     data: str | None = field(default=None, metadata={"help": "Labelled data (bundled demo data when omitted)."})
     train_split: str = field(default="train")
-    eval_split: str = field(default="test")
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Default: the test split, else validation, else a seeded fifth of train held out."}
+    )
     image_column: str | None = field(default=None)
     label_column: str | None = field(default=None)
     layer_decay: float = field(default=0.75, metadata={"help": "Layer-wise lr decay (MAE: 0.75 ViT-B/L, 0.65 ViT-B)."})
@@ -131,8 +140,7 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     """Fine-tune and evaluate; returns ``(trainer, eval_metrics)``. With LoRA, the adapters are saved to
     ``output_dir`` and the merged model to ``output_dir/merged``."""
     processor = AutoImageProcessor.from_pretrained(args.checkpoint)
-    train_raw = load_image_dataset(args.data, args.train_split)
-    eval_raw = load_image_dataset(args.data, args.eval_split)
+    train_raw, eval_raw = load_evaluation_splits(args.data, args.train_split, args.eval_split, seed=training_args.seed)
     if args.max_train_samples:
         train_raw = subset(train_raw, args.max_train_samples)
     if args.max_eval_samples:
