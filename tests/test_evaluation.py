@@ -198,3 +198,20 @@ def test_fine_tuning_head_from_a_pretraining_checkpoint_and_probe_head(demo_chec
     torch.manual_seed(0)
     probe = LinearProbe(192, 10)  # main_linprobe.py: trunc_normal_(head.weight, std=0.01)
     assert 0.009 < probe.head.weight.std().item() < 0.011 and not probe.head.bias.any()
+
+
+def test_visualize_samples_images_across_the_data_with_a_seed(tmp_path):
+    """A folder's first 8 sorted files are one class; visualize draws a seeded sample across all of them."""
+    from PIL import Image
+
+    from hf_mim.evaluation.visualize import collect_images
+
+    for label, value in (("a_black", 0), ("b_white", 255)):
+        (tmp_path / label).mkdir()
+        for index in range(10):
+            Image.new("L", (8, 8), value).save(tmp_path / label / f"{index:02d}.png")
+    images = collect_images([str(tmp_path)], 8, seed=0)
+    assert len(images) == 8 and {image.getpixel((0, 0)) for image in images} == {0, 255}
+    names = [[image.filename for image in collect_images([str(tmp_path)], 8, seed)] for seed in (0, 0, 1)]
+    assert names[0] == [image.filename for image in images] == names[1] != names[2]
+    assert len(collect_images([str(tmp_path / "a_black" / "00.png"), "demo"], 3)) == 3
