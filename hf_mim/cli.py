@@ -192,13 +192,14 @@ def _frozen_eval_data(options):
     return encoder, splits[0], splits[1]
 
 
-def _report(metrics: dict, output: str | None) -> None:
+def _report(metrics: dict, output: str | None, data: str | None) -> None:
+    """Print the metrics; with ``output``, write them as JSON with the data they were measured on (for cards)."""
     import json
 
     for name, value in metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
     if output:
-        Path(output).write_text(json.dumps(metrics, indent=2) + "\n")
+        Path(output).write_text(json.dumps({**metrics, "eval_dataset": data or "demo"}, indent=2) + "\n")
         print(f"wrote {output}")
 
 
@@ -213,7 +214,7 @@ def cmd_knn(argv: list[str]) -> None:
     encoder, train, test = _frozen_eval_data(options)
     metrics = knn_evaluate(encoder, train, test, ks=tuple(options.k), temperature=options.temperature,
                            pooling=options.pooling, batch_size=options.batch_size, device=options.device)
-    _report(metrics, options.output)
+    _report(metrics, options.output, options.data)
 
 
 def cmd_probe(argv: list[str]) -> None:
@@ -227,7 +228,7 @@ def cmd_probe(argv: list[str]) -> None:
     encoder, train, test = _frozen_eval_data(options)
     metrics = linear_probe_evaluate(encoder, train, test, pooling=options.pooling, batch_size=options.batch_size,
                                     device=options.device, epochs=options.epochs, base_lr=options.base_lr)
-    _report(metrics, options.output)
+    _report(metrics, options.output, options.data)
 
 
 def cmd_finetune(argv: list[str]) -> None:
@@ -248,7 +249,7 @@ def cmd_finetune(argv: list[str]) -> None:
         argv = ["--checkpoint", argv[0], *argv[1:]]
     args, training_args = parser.parse_args_into_dataclasses(argv)
     _, metrics = finetune(args, training_args)
-    _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, None)
+    _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, args.output, args.data)
     out = Path(training_args.output_dir)
     if args.lora:
         print(f"LoRA adapters saved to {out}, the merged model to {out / 'merged'}")
@@ -263,6 +264,10 @@ def cmd_push(argv: list[str]) -> None:
     parser.add_argument("repo_id")
     parser.add_argument("--results", nargs="*", default=None, help="JSON files of hf-mim knn / probe / finetune")
     parser.add_argument("--dataset", default=None, help="Hub id of the pre-training dataset, for the card")
+    parser.add_argument("--eval_dataset", default=None,
+                        help="Hub id of the data the results were measured on (default: recorded in the results)")
+    parser.add_argument("--images", nargs="+", default=None,
+                        help="image files, folders or a dataset for the card's reconstructions (default: demo images)")
     parser.add_argument("--license", default=None, help="Hub licence id (default: the method's)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", default=None)
@@ -274,7 +279,7 @@ def cmd_push(argv: list[str]) -> None:
     url = push_checkpoint(
         options.checkpoint, options.repo_id, results=options.results, dataset=options.dataset,
         license=options.license, private=options.private or None, token=options.token, revision=options.revision,
-        reconstructions=not options.no_reconstructions,
+        reconstructions=not options.no_reconstructions, images=options.images, eval_dataset=options.eval_dataset,
     )
     print(f"pushed {options.checkpoint} to {options.repo_id}: {url}")
 

@@ -106,8 +106,10 @@ def test_full_and_lora_fine_tuning_default_to_separate_folders(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     common = [str(checkpoint), "--max_train_samples", "16", "--max_eval_samples", "16", "--max_steps", "1",
               "--per_device_train_batch_size", "16", "--save_strategy", "no", "--disable_tqdm", "true"]
-    main(["finetune", *common])
+    main(["finetune", *common, "--output", "finetune.json"])
     main(["finetune", *common, "--lora", "--lora_r", "4"])
+    results = json.loads((tmp_path / "finetune.json").read_text())  # for hf-mim push --results
+    assert 0 <= results["eval_accuracy"] <= 1 and results["eval_dataset"] == "demo"
     full, lora = tmp_path / "outputs" / "finetune", tmp_path / "outputs" / "finetune-lora"
     assert (full / "model.safetensors").exists() and not (full / "adapter_config.json").exists()
     assert (lora / "adapter_config.json").exists() and (lora / "merged" / "model.safetensors").exists()

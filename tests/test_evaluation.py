@@ -215,3 +215,19 @@ def test_visualize_samples_images_across_the_data_with_a_seed(tmp_path):
     names = [[image.filename for image in collect_images([str(tmp_path)], 8, seed)] for seed in (0, 0, 1)]
     assert names[0] == [image.filename for image in images] == names[1] != names[2]
     assert len(collect_images([str(tmp_path / "a_black" / "00.png"), "demo"], 3)) == 3
+
+
+def test_finetune_uses_the_optimizer_its_card_names(demo_checkpoint, tmp_path):
+    """--optim is honoured with layer-wise lr decay (it was always AdamW, while the card named args.optim)."""
+    from hf_mim.hub.cards import training_summary
+
+    args = FinetuneArguments(checkpoint=str(demo_checkpoint), max_train_samples=32, max_eval_samples=16)
+    training_args = finetune_training_arguments(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=16, disable_tqdm=True, save_strategy="no",
+        eval_strategy="no", optim="sgd",
+    )
+    trainer, _ = finetune(args, training_args)
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert len({group["lr"] for group in optimizer.param_groups}) > 2  # layer-wise scales kept
+    assert training_summary(tmp_path)["optimizer"] == "sgd"

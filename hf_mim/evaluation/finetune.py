@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer
 
 from hf_mim.data import (
@@ -54,6 +53,7 @@ class FinetuneArguments:
     lora_alpha: int = field(default=16)
     lora_dropout: float = field(default=0.0)
     lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS, metadata={"help": "Regex over module names."})
+    output: str | None = field(default=None, metadata={"help": "Write the test metrics as JSON here (for hf-mim push)."})
 
 
 def layer_id(name: str, num_layers: int) -> int:
@@ -87,7 +87,8 @@ def layer_decay_parameter_groups(model, weight_decay: float, layer_decay: float)
 
 
 class FinetuneTrainer(Trainer):
-    """Trainer whose AdamW parameter groups carry layer-wise learning-rate scales."""
+    """Trainer whose optimizer (``--optim``, AdamW by default) gets parameter groups with layer-wise learning-rate
+    scales."""
 
     def __init__(self, *args, layer_decay: float = 0.75, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,9 +99,8 @@ class FinetuneTrainer(Trainer):
             groups = layer_decay_parameter_groups(self.model, self.args.weight_decay, self.layer_decay)
             for group in groups:
                 group["lr"] = self.args.learning_rate * group.pop("lr_scale")
-            self.optimizer = torch.optim.AdamW(
-                groups, lr=self.args.learning_rate, betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon
-            )
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return self.optimizer
 
 
