@@ -40,6 +40,7 @@ def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):
     main(["knn", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--k", "5", "20",
           "--output", str(tmp_path / "knn.json")])
     knn = json.loads((tmp_path / "knn.json").read_text())
+    assert knn.pop("eval_dataset") == "demo"  # for the model card
     assert set(knn) == {"knn_top1_k5", "knn_top1_k20"} and all(0 <= v <= 1 for v in knn.values())
     main(["probe", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--epochs", "3"])
     assert "linear_probe_top1" in capsys.readouterr().out
