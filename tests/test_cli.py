@@ -145,3 +145,11 @@ def test_knn_and_finetune_on_a_labelled_folder_without_test_split(tmp_path, capl
 
     probe_train, probe_test = probe_datasets(PretrainArguments(probe_data=str(tmp_path / "labelled")), processor)
     assert (len(probe_train), len(probe_test)) == (24, 6) and probe_test[0]["pixel_values"].shape == (1, 32, 32)
+
+
+def test_short_runs_leave_checkpoints_to_resume_from_by_default(tmp_path):
+    """No --save_steps: a checkpoint every 10% of the run (transformers' 500 steps left a 10-step run none)."""
+    out = tmp_path / "run"
+    main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--max_steps", "10",
+          "--per_device_train_batch_size", "4", "--max_train_samples", "40", "--disable_tqdm", "true"])
+    assert sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")) == [8, 9, 10]  # save_total_limit 3
