@@ -148,12 +148,15 @@ def cmd_visualize(argv: list[str]) -> None:
     print(f"wrote {path}")
 
 
+TEST_SPLIT_HELP = "default: the test split, else validation, else a seeded fifth of the train split held out"
+
+
 def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("checkpoint", help="hf_mim checkpoint (pre-training or encoder), or a transformers vision model")
-    parser.add_argument("--data", default=None, help="labelled data with train and test splits (default: demo data)")
+    parser.add_argument("--data", default=None, help="labelled data (default: the bundled demo data)")
     parser.add_argument("--train_split", default="train")
-    parser.add_argument("--test_split", default="test")
+    parser.add_argument("--test_split", default=None, help=TEST_SPLIT_HELP)
     parser.add_argument("--image_column", default=None)
     parser.add_argument("--label_column", default=None)
     parser.add_argument("--pooling", choices=["cls", "mean"], default=None, help="default: cls if the encoder has one")
@@ -169,7 +172,7 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 def _frozen_eval_data(options):
     from transformers import AutoImageProcessor, AutoModel
 
-    from hf_mim.data import check_local_path, load_image_dataset, prepare_dataset, subset
+    from hf_mim.data import check_local_path, load_evaluation_splits, prepare_dataset, subset
 
     check_local_path(options.checkpoint, "a saved checkpoint folder or a Hub model id")
     encoder = AutoModel.from_pretrained(options.checkpoint)
@@ -177,8 +180,8 @@ def _frozen_eval_data(options):
         encoder = type(encoder)(encoder.config)
     processor = AutoImageProcessor.from_pretrained(options.checkpoint)
     splits = []
-    for split, limit in ((options.train_split, options.max_train_samples), (options.test_split, options.max_test_samples)):
-        data = load_image_dataset(options.data, split)
+    data_splits = load_evaluation_splits(options.data, options.train_split, options.test_split)
+    for data, limit in zip(data_splits, (options.max_train_samples, options.max_test_samples)):
         if limit:
             data = subset(data, limit)
         splits.append(
@@ -190,13 +193,14 @@ def _frozen_eval_data(options):
     return encoder, splits[0], splits[1]
 
 
-def _report(metrics: dict, output: str | None) -> None:
+def _report(metrics: dict, output: str | None, data: str | None) -> None:
+    """Print the metrics; with ``output``, write them as JSON with the data they were measured on (for cards)."""
     import json
 
     for name, value in metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
     if output:
-        Path(output).write_text(json.dumps(metrics, indent=2) + "\n")
+        Path(output).write_text(json.dumps({**metrics, "eval_dataset": data or "demo"}, indent=2) + "\n")
         print(f"wrote {output}")
 
 
@@ -211,7 +215,7 @@ def cmd_knn(argv: list[str]) -> None:
     encoder, train, test = _frozen_eval_data(options)
     metrics = knn_evaluate(encoder, train, test, ks=tuple(options.k), temperature=options.temperature,
                            pooling=options.pooling, batch_size=options.batch_size, device=options.device)
-    _report(metrics, options.output)
+    _report(metrics, options.output, options.data)
 
 
 def cmd_probe(argv: list[str]) -> None:
@@ -225,7 +229,7 @@ def cmd_probe(argv: list[str]) -> None:
     encoder, train, test = _frozen_eval_data(options)
     metrics = linear_probe_evaluate(encoder, train, test, pooling=options.pooling, batch_size=options.batch_size,
                                     device=options.device, epochs=options.epochs, base_lr=options.base_lr)
-    _report(metrics, options.output)
+    _report(metrics, options.output, options.data)
 
 
 def cmd_finetune(argv: list[str]) -> None:
@@ -235,17 +239,23 @@ def cmd_finetune(argv: list[str]) -> None:
     from hf_mim.evaluation.finetune import FinetuneArguments, finetune
     from hf_mim.training.arguments import MIMTrainingArguments
 
+    lora = "--lora" in argv and _peek(argv, "--lora", "true").lower() not in ("false", "0", "no")
     parser = HfArgumentParser((FinetuneArguments, MIMTrainingArguments), prog="hf-mim finetune")
-    parser.set_defaults(
-        output_dir="outputs/finetune", base_learning_rate=5e-4, adam_beta2=0.999, eval_strategy="epoch",
-        save_strategy="epoch", label_names=["labels"], prediction_loss_only=False,
+    parser.set_defaults(  # LoRA adapters get their own folder: never beside (or over) a full fine-tune
+        output_dir="outputs/finetune-lora" if lora else "outputs/finetune", base_learning_rate=5e-4,
+        adam_beta2=0.999, eval_strategy="epoch", save_strategy="epoch", label_names=["labels"],
+        prediction_loss_only=False,
     )
     if argv and not argv[0].startswith("-"):  # positional checkpoint
         argv = ["--checkpoint", argv[0], *argv[1:]]
     args, training_args = parser.parse_args_into_dataclasses(argv)
     _, metrics = finetune(args, training_args)
-    _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, None)
-    print(f"fine-tuned model saved to {training_args.output_dir}" + (" (merged: /merged)" if args.lora else ""))
+    _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, args.output, args.data)
+    out = Path(training_args.output_dir)
+    if args.lora:
+        print(f"LoRA adapters saved to {out}, the merged model to {out / 'merged'}")
+    else:
+        print(f"fine-tuned model saved to {out}")
 
 
 def cmd_push(argv: list[str]) -> None:
@@ -255,6 +265,10 @@ def cmd_push(argv: list[str]) -> None:
     parser.add_argument("repo_id")
     parser.add_argument("--results", nargs="*", default=None, help="JSON files of hf-mim knn / probe / finetune")
     parser.add_argument("--dataset", default=None, help="Hub id of the pre-training dataset, for the card")
+    parser.add_argument("--eval_dataset", default=None,
+                        help="Hub id of the data the results were measured on (default: recorded in the results)")
+    parser.add_argument("--images", nargs="+", default=None,
+                        help="image files, folders or a dataset for the card's reconstructions (default: demo images)")
     parser.add_argument("--license", default=None, help="Hub licence id (default: the method's)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision", default=None)
@@ -266,7 +280,7 @@ def cmd_push(argv: list[str]) -> None:
     url = push_checkpoint(
         options.checkpoint, options.repo_id, results=options.results, dataset=options.dataset,
         license=options.license, private=options.private or None, token=options.token, revision=options.revision,
-        reconstructions=not options.no_reconstructions,
+        reconstructions=not options.no_reconstructions, images=options.images, eval_dataset=options.eval_dataset,
     )
     print(f"pushed {options.checkpoint} to {options.repo_id}: {url}")
 
@@ -288,11 +302,13 @@ def cmd_convert(argv: list[str]) -> None:
     if options.target == "transformers":
         from transformers import AutoModelForPreTraining
 
-        from hf_mim.hub.convert import to_transformers_vitmae
+        from hf_mim.hub.convert import processor_statistics, to_transformers_processor, to_transformers_vitmae
 
-        model = to_transformers_vitmae(AutoModelForPreTraining.from_pretrained(options.source))
-        model.save_pretrained(options.output_dir)
-        print(f"wrote transformers ViTMAEForPreTraining to {options.output_dir}")
+        source = AutoModelForPreTraining.from_pretrained(options.source)
+        to_transformers_vitmae(source).save_pretrained(options.output_dir)
+        processor = to_transformers_processor(source.config, processor_statistics(options.source))
+        processor.save_pretrained(options.output_dir)
+        print(f"wrote transformers ViTMAEForPreTraining and ViTImageProcessor to {options.output_dir}")
         return
     from hf_mim.hub.convert import convert_checkpoint
 

@@ -1,12 +1,14 @@
 """The command line, end to end on tiny settings (each command runs in-process through hf_mim.cli.main)."""
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModel
 
 import hf_mim
 from hf_mim.cli import main
+from hf_mim.data import load_image_dataset
 
 
 def test_help_lists_commands(capsys):
@@ -38,6 +40,7 @@ def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):
     main(["knn", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--k", "5", "20",
           "--output", str(tmp_path / "knn.json")])
     knn = json.loads((tmp_path / "knn.json").read_text())
+    assert knn.pop("eval_dataset") == "demo"  # for the model card
     assert set(knn) == {"knn_top1_k5", "knn_top1_k20"} and all(0 <= v <= 1 for v in knn.values())
     main(["probe", str(out), "--max_train_samples", "200", "--max_test_samples", "100", "--epochs", "3"])
     assert "linear_probe_top1" in capsys.readouterr().out
@@ -114,3 +117,76 @@ def test_visualize_gives_two_view_methods_their_second_view(method, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").size[1] > 2 * 96
+
+
+def test_pretrain_writes_reconstructions_to_the_trainers_tensorboard_run(tmp_path):
+    """The README's headline recipe: --reconstruction_steps with --report_to tensorboard puts the grids into the
+    same TensorBoard run (under output_dir/runs) as the Trainer's scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--max_steps", "2",
+          "--per_device_train_batch_size", "8", "--logging_steps", "1", "--reconstruction_steps", "1",
+          "--report_to", "tensorboard", "--disable_tqdm", "true"])
+    runs = [path.parent for path in (out / "runs").rglob("events.out.tfevents.*")]
+    assert len(runs) == 1, runs  # one run: grids and scalars share the Trainer's writer
+    events = EventAccumulator(str(runs[0]), size_guidance={"images": 0}).Reload()
+    assert [event.step for event in events.Images("reconstructions")] == [1, 2]
+    assert "train/loss" in events.Tags()["scalars"]
+    assert sorted(p.name for p in (out / "reconstructions").iterdir()) == ["step_0000001.png", "step_0000002.png"]
+
+
+def test_full_and_lora_fine_tuning_default_to_separate_folders(tmp_path, monkeypatch, capsys):
+    checkpoint = tmp_path / "ckpt"
+    config = hf_mim.get_method("mae").make_config("tiny", num_channels=1)
+    hf_mim.MAEForPreTraining(config).save_pretrained(checkpoint)
+    hf_mim.processor_for_config(config, image_mean=[0.286], image_std=[0.353]).save_pretrained(checkpoint)
+    monkeypatch.chdir(tmp_path)
+    common = [str(checkpoint), "--max_train_samples", "16", "--max_eval_samples", "16", "--max_steps", "1",
+              "--per_device_train_batch_size", "16", "--save_strategy", "no", "--disable_tqdm", "true"]
+    main(["finetune", *common, "--output", "finetune.json"])
+    main(["finetune", *common, "--lora", "--lora_r", "4"])
+    results = json.loads((tmp_path / "finetune.json").read_text())  # for hf-mim push --results
+    assert 0 <= results["eval_accuracy"] <= 1 and results["eval_dataset"] == "demo"
+    full, lora = tmp_path / "outputs" / "finetune", tmp_path / "outputs" / "finetune-lora"
+    assert (full / "model.safetensors").exists() and not (full / "adapter_config.json").exists()
+    assert (lora / "adapter_config.json").exists() and (lora / "merged" / "model.safetensors").exists()
+    out = capsys.readouterr().out
+    assert "fine-tuned model saved to outputs/finetune\n" in out
+    assert f"LoRA adapters saved to outputs/finetune-lora, the merged model to {Path('outputs/finetune-lora/merged')}" in out
+
+
+def test_knn_and_finetune_on_a_labelled_folder_without_test_split(tmp_path, caplog):
+    """A folder with class sub-folders only: a seeded fifth of it is held out for testing, and the log says so."""
+    demo = load_image_dataset(None, "test").select(range(30))
+    names = demo.features["label"].names
+    for index, row in enumerate(demo):
+        folder = tmp_path / "labelled" / names[row["label"]].replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        row["image"].save(folder / f"{index}.png")
+    checkpoint = tmp_path / "ckpt"
+    config = hf_mim.get_method("mae").make_config("tiny", num_channels=1)
+    hf_mim.MAEForPreTraining(config).save_pretrained(checkpoint)
+    processor = hf_mim.processor_for_config(config)
+    processor.save_pretrained(checkpoint)
+    data = ["--data", str(tmp_path / "labelled")]
+    with caplog.at_level("WARNING"):
+        main(["knn", str(checkpoint), *data, "--k", "5", "--output", str(tmp_path / "knn.json")])
+        main(["finetune", str(checkpoint), *data, "--output_dir", str(tmp_path / "ft"), "--max_steps", "1",
+              "--per_device_train_batch_size", "8", "--save_strategy", "no", "--disable_tqdm", "true"])
+    assert 0 <= json.loads((tmp_path / "knn.json").read_text())["knn_top1_k5"] <= 1
+    assert (tmp_path / "ft" / "model.safetensors").exists()
+    assert caplog.text.count("no test or validation split: evaluating on a held-out 20%") == 2
+    # the online probe of `hf-mim pretrain --probe_data` takes its test set the same way
+    from hf_mim.training.pretrain import PretrainArguments, probe_datasets
+
+    probe_train, probe_test = probe_datasets(PretrainArguments(probe_data=str(tmp_path / "labelled")), processor)
+    assert (len(probe_train), len(probe_test)) == (24, 6) and probe_test[0]["pixel_values"].shape == (1, 32, 32)
+
+
+def test_short_runs_leave_checkpoints_to_resume_from_by_default(tmp_path):
+    """No --save_steps: a checkpoint every 10% of the run (transformers' 500 steps left a 10-step run none)."""
+    out = tmp_path / "run"
+    main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--max_steps", "10",
+          "--per_device_train_batch_size", "4", "--max_train_samples", "40", "--disable_tqdm", "true"])
+    assert sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")) == [8, 9, 10]  # save_total_limit 3

@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 
 import hf_mim
-from hf_mim.data import DataError, MIMCollator, load_image_dataset, prepare_dataset, split_train_validation
+from hf_mim.data import (
+    DataError,
+    MIMCollator,
+    MissingSplitError,
+    load_evaluation_splits,
+    load_image_dataset,
+    prepare_dataset,
+    split_train_validation,
+)
 from tests.conftest import tiny_config
 
 
@@ -172,3 +181,27 @@ def test_unreadable_images_never_stop_a_run(tmp_path, monkeypatch, caplog):
     processor(1).save_pretrained(tmp_path / "model")
     assert main(["visualize", str(tmp_path / "model"), str(folder), "--output", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").exists()
+def image_paths(dataset) -> list[str]:
+    return [row["path"] for row in dataset.cast_column("image", ImageFeature(decode=False))["image"]]
+
+
+def test_labelled_folder_without_test_split_holds_out_a_seeded_fifth(tmp_path, caplog):
+    for label in ("cat", "dog"):
+        write_images(tmp_path / "pets" / label, 10)
+    with caplog.at_level("WARNING"):
+        train, test = load_evaluation_splits(str(tmp_path / "pets"))
+    assert (len(train), len(test)) == (16, 4)
+    assert not set(image_paths(train)) & set(image_paths(test))
+    assert "no test or validation split" in caplog.text and "--test_split" in caplog.text
+    again = load_evaluation_splits(str(tmp_path / "pets"))
+    assert image_paths(again[1]) == image_paths(test)  # seeded: the same held-out images every run
+    with pytest.raises(MissingSplitError, match="no 'test' split.*--test_split"):
+        load_evaluation_splits(str(tmp_path / "pets"), test_split="test")
+
+
+def test_validation_split_is_the_test_set_when_there_is_no_test_split(tmp_path):
+    for split, count in (("train", 6), ("val", 3)):
+        for label in ("cat", "dog"):
+            write_images(tmp_path / "pets" / split / label, count)
+    train, test = load_evaluation_splits(str(tmp_path / "pets"))
+    assert (len(train), len(test)) == (12, 6)

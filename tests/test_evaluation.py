@@ -1,5 +1,6 @@
 
 import json
+import math
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from hf_mim.evaluation.finetune import (
 )
 from hf_mim.evaluation.knn import knn_accuracies, knn_predict
 from hf_mim.evaluation.metrics import Accuracy
-from hf_mim.evaluation.probe import linear_probe_accuracy
+from hf_mim.evaluation.probe import LinearProbe, linear_probe_accuracy
 from hf_mim.evaluation.visualize import reconstruct, reconstruction_grid
 from hf_mim.training import MIMTrainer
 from hf_mim.training.callbacks import OnlineProbeCallback, ReconstructionImageCallback
@@ -185,3 +186,62 @@ def test_lora_trains_only_adapters_and_merges(demo_checkpoint, tmp_path):
     with torch.no_grad():
         assert torch.allclose(merged(pixel_values=images).logits, adapted, atol=1e-5)
     assert not torch.equal(merged.state_dict()["encoder.blocks.0.attn.qkv.weight"], before["encoder.blocks.0.attn.qkv.weight"])
+
+
+CLASSIFIER_METHODS = [name for name, spec in sorted(hf_mim.registry.discover().items()) if spec.classification_class]
+
+
+@pytest.mark.parametrize("method", CLASSIFIER_METHODS)
+def test_classification_heads_start_as_in_mae_fine_tuning(method, images_gray32):
+    """Official MAE fine-tuning: head weight trunc-normal(std 2e-5), zero bias, so the first loss is ln(classes)
+    (with xavier it was ~3.0 > ln 10 and short LoRA runs ended below chance)."""
+    spec = hf_mim.get_method(method)
+    model = spec.classification_class(spec.make_config("tiny", num_channels=1, num_labels=10)).eval()
+    heads = [m for m in model.modules() if isinstance(m, hf_mim.modeling_utils.ClassificationHead)]
+    assert heads
+    for head in heads:
+        assert 1.5e-5 < head.weight.std().item() < 2.5e-5 and not head.bias.any()
+    with torch.no_grad():
+        loss = model(pixel_values=images_gray32, labels=torch.arange(8)).loss
+    assert abs(loss.item() - math.log(10)) < 1e-3
+
+
+def test_fine_tuning_head_from_a_pretraining_checkpoint_and_probe_head(demo_checkpoint):
+    model = AutoModelForImageClassification.from_pretrained(demo_checkpoint, num_labels=10)
+    assert 1.5e-5 < model.classifier.weight.std().item() < 2.5e-5 and not model.classifier.bias.any()
+    torch.manual_seed(0)
+    probe = LinearProbe(192, 10)  # main_linprobe.py: trunc_normal_(head.weight, std=0.01)
+    assert 0.009 < probe.head.weight.std().item() < 0.011 and not probe.head.bias.any()
+
+
+def test_visualize_samples_images_across_the_data_with_a_seed(tmp_path):
+    """A folder's first 8 sorted files are one class; visualize draws a seeded sample across all of them."""
+    from PIL import Image
+
+    from hf_mim.evaluation.visualize import collect_images
+
+    for label, value in (("a_black", 0), ("b_white", 255)):
+        (tmp_path / label).mkdir()
+        for index in range(10):
+            Image.new("L", (8, 8), value).save(tmp_path / label / f"{index:02d}.png")
+    images = collect_images([str(tmp_path)], 8, seed=0)
+    assert len(images) == 8 and {image.getpixel((0, 0)) for image in images} == {0, 255}
+    names = [[image.filename for image in collect_images([str(tmp_path)], 8, seed)] for seed in (0, 0, 1)]
+    assert names[0] == [image.filename for image in images] == names[1] != names[2]
+    assert len(collect_images([str(tmp_path / "a_black" / "00.png"), "demo"], 3)) == 3
+
+
+def test_finetune_uses_the_optimizer_its_card_names(demo_checkpoint, tmp_path):
+    """--optim is honoured with layer-wise lr decay (it was always AdamW, while the card named args.optim)."""
+    from hf_mim.hub.cards import training_summary
+
+    args = FinetuneArguments(checkpoint=str(demo_checkpoint), max_train_samples=32, max_eval_samples=16)
+    training_args = finetune_training_arguments(
+        output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=16, disable_tqdm=True, save_strategy="no",
+        eval_strategy="no", optim="sgd",
+    )
+    trainer, _ = finetune(args, training_args)
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert len({group["lr"] for group in optimizer.param_groups}) > 2  # layer-wise scales kept
+    assert training_summary(tmp_path)["optimizer"] == "sgd"

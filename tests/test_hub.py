@@ -50,6 +50,7 @@ def published(hub, tmp_path_factory):
         """
         import hf_mim
         from huggingface_hub import HfApi, ModelCard
+        from PIL import Image
         from transformers import AutoImageProcessor, AutoModel, AutoModelForPreTraining
         from hf_mim.hub.push import push_checkpoint
 
@@ -60,8 +61,12 @@ def published(hub, tmp_path_factory):
         model.save_pretrained("local")
         spec.make_processor(config).save_pretrained("local")
         Path("local/optimizer.pt").write_bytes(b"training state, not for the Hub")
-        push_checkpoint("local", "tester/tiny-mae", results={"knn_top1_k20": 0.61, "linear_probe_top1": 0.7},
-                        dataset="uoft-cs/cifar10")
+        Path("mine").mkdir()
+        for index in range(3):
+            Image.new("RGB", (40, 40), (80 * index, 0, 0)).save(f"mine/{index}.png")
+        results = {"knn_top1_k20": 0.61, "linear_probe_top1": 0.7, "eval_loss": 1.5, "epoch": 3.0,
+                   "eval_runtime": 2.0, "eval_dataset": "demo"}
+        push_checkpoint("local", "tester/tiny-mae", results=results, dataset="uoft-cs/cifar10", images=["mine"])
         model.push_to_hub("tester/tiny-mae-direct")
 
         loaded = AutoModelForPreTraining.from_pretrained("tester/tiny-mae").eval()
@@ -103,8 +108,26 @@ def test_card_metadata_round_trips_with_model_index(published):
     assert card["pipeline_tag"] == "image-feature-extraction"
     assert {"hf_mim", "mae", "masked-image-modeling"} <= set(card["tags"])
     assert card["license"] == "cc-by-nc-4.0" and card["datasets"] == ["uoft-cs/cifar10"]
-    metrics = {m["name"]: m["value"] for entry in card["model-index"][0]["results"] for m in entry["metrics"]}
-    assert sorted(metrics.values()) == [0.61, 0.7], metrics
+    results = card["model-index"][0]["results"]
+    metrics = {m["name"]: m["value"] for entry in results for m in entry["metrics"]}
+    assert sorted(metrics.values()) == [0.61, 0.7], metrics  # loss, epoch and runtime are not results
+    # measured on the demo data, not on the pre-training dataset
+    assert {entry["dataset"]["type"] for entry in results} == {"zalando-datasets/fashion_mnist"}
+
+
+def test_card_text_names_the_reconstruction_source_and_its_snippet_runs_without_hf_mim(hub, published):
+    work, _ = published
+    card = hub.files("tester/tiny-mae")["README.md"].decode()
+    assert "of images sampled from mine." in card and "github.com/hf-mim" not in card
+    assert "| kNN (k=20) on frozen features | zalando-datasets/fashion_mnist | top-1 accuracy | 61.0% |" in card
+    assert "epoch" not in card.split("## Evaluation")[1].split("##")[0]
+    snippet = card.split("```python\n")[1].split("```")[0]
+    from PIL import Image
+
+    Image.new("RGB", (50, 40), "white").save(work / "image.jpg")
+    script = snippet + "\nprint(json.dumps({'shape': list(features.shape), 'module': type(encoder).__module__}))"
+    report = checked(run_python("import json\n" + script, work, client_env(hub, work / "snippet_home"), block_hf_mim=True))
+    assert report["shape"] == [1, 17, 32] and "transformers_modules" in report["module"]
 
 
 def test_remote_code_from_the_hub_then_offline_from_the_cache(hub, published):

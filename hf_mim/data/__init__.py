@@ -38,6 +38,12 @@ def check_local_path(source: str, kinds: str) -> None:
     )
     if looks_local and not path.exists():
         raise FileNotFoundError(f"no such file or directory: {source} (pass {kinds})")
+class MissingSplitError(DataError):
+    """The source has no split of that name."""
+
+
+# share of the train split held out for evaluation when a labelled source has no test / validation split
+HELD_OUT_FRACTION = 0.2
 
 
 def demo_data_files() -> dict[str, str]:
@@ -71,9 +77,13 @@ def load_image_dataset(
     """
     try:
         dataset = _load(source, split, streaming, dataset_config)
-    except ValueError as error:  # datasets' wording for an empty source
+    except MissingSplitError:
+        raise
+    except ValueError as error:  # datasets' wording for an empty source / an unknown split
         if "corresponds to no data" in str(error):
             raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on") from error
+        if str(error).startswith("Unknown split"):
+            raise MissingSplitError(f"{source} has no {split!r} split: {error}") from error
         raise
     if not streaming and len(dataset) == 0:
         raise DataError(f"the {split!r} split of {source or 'demo'} is empty: nothing to train or evaluate on")
@@ -85,7 +95,7 @@ def _load(source, split, streaming, dataset_config):
         files = demo_data_files()
         base = split.split("[")[0]
         if base not in files:
-            raise DataError(f"the demo data has splits {sorted(files)}, not {split!r}")
+            raise MissingSplitError(f"the demo data has splits {sorted(files)}, not {split!r}")
         dataset = load_dataset("parquet", data_files={base: files[base]}, split=split, streaming=streaming)
     else:
         path = Path(os.path.expanduser(source))
@@ -103,6 +113,35 @@ def _load(source, split, streaming, dataset_config):
             check_local_path(source, "a local folder, a parquet file or a Hub dataset id")
             dataset = load_dataset(source, dataset_config, split=split, streaming=streaming)
     return dataset
+
+
+def load_evaluation_splits(source: str | None, train_split: str = "train", test_split: str | None = None, seed: int = 0):
+    """``(train, test)`` of a labelled source for kNN, probing and fine-tuning. Without ``test_split`` the test set
+    is the source's "test" split, else its "validation" split, else a seeded :data:`HELD_OUT_FRACTION` of the train
+    split held out (and logged), so a labelled folder with class sub-folders only works as it is."""
+    train = load_image_dataset(source, train_split)
+    if test_split is not None:
+        try:
+            return train, load_image_dataset(source, test_split)
+        except MissingSplitError as error:
+            raise MissingSplitError(
+                f"{error}. Name one of those as the test split (--test_split; --eval_split for finetune), or "
+                f"leave the option out to hold out a seeded {HELD_OUT_FRACTION:.0%} of the train split"
+            ) from None
+    for name in ("test", "validation"):
+        try:
+            return train, load_image_dataset(source, name)
+        except MissingSplitError:
+            continue
+    if len(train) < 2:
+        raise DataError(f"{source} has no test split and too few images ({len(train)}) to hold some out")
+    parts = train.train_test_split(test_size=HELD_OUT_FRACTION, seed=seed)
+    logger.warning(
+        "%s has no test or validation split: evaluating on a held-out %d%% of its %r split (%d images, seed %d); "
+        "pass --test_split NAME to use a split instead", source, round(100 * HELD_OUT_FRACTION), train_split,
+        len(parts["test"]), seed,
+    )
+    return parts["train"], parts["test"]
 
 
 def find_column(dataset, candidates, kind: str, required: bool = True, explicit: str | None = None) -> str | None:

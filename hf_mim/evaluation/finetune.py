@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from hf_mim.data import (
@@ -19,7 +18,7 @@ from hf_mim.data import (
     MIMCollator,
     check_local_path,
     find_column,
-    load_image_dataset,
+    load_evaluation_splits,
     prepare_dataset,
     subset,
 )
@@ -45,7 +44,9 @@ class FinetuneArguments:
     checkpoint: str = field(metadata={"help": "Pre-trained hf_mim checkpoint (local folder or Hub id)."})
     data: str | None = field(default=None, metadata={"help": "Labelled data (bundled demo data when omitted)."})
     train_split: str = field(default="train")
-    eval_split: str = field(default="test")
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Default: the test split, else validation, else a seeded fifth of train held out."}
+    )
     image_column: str | None = field(default=None)
     label_column: str | None = field(default=None)
     layer_decay: float = field(default=0.75, metadata={"help": "Layer-wise lr decay (MAE: 0.75 ViT-B/L, 0.65 ViT-B)."})
@@ -59,6 +60,7 @@ class FinetuneArguments:
     lora_alpha: int = field(default=16)
     lora_dropout: float = field(default=0.0)
     lora_target_modules: str = field(default=DEFAULT_LORA_TARGETS, metadata={"help": "Regex over module names."})
+    output: str | None = field(default=None, metadata={"help": "Write the test metrics as JSON here (for hf-mim push)."})
 
 
 def layer_id(name: str, num_layers: int) -> int:
@@ -92,8 +94,8 @@ def layer_decay_parameter_groups(model, weight_decay: float, layer_decay: float)
 
 
 class FinetuneTrainer(MIMTrainer):
-    """MIMTrainer (settings saved as JSON, step hooks) whose AdamW parameter groups carry layer-wise learning-rate
-    scales."""
+    """MIMTrainer (settings saved as JSON, step hooks) whose optimizer (``--optim``, AdamW by default) gets
+    parameter groups with layer-wise learning-rate scales."""
 
     def __init__(self, *args, layer_decay: float = 0.75, **kwargs):
         super().__init__(*args, **kwargs)
@@ -104,9 +106,8 @@ class FinetuneTrainer(MIMTrainer):
             groups = layer_decay_parameter_groups(self.model, self.args.weight_decay, self.layer_decay)
             for group in groups:
                 group["lr"] = self.args.learning_rate * group.pop("lr_scale")
-            self.optimizer = torch.optim.AdamW(
-                groups, lr=self.args.learning_rate, betas=(self.args.adam_beta1, self.args.adam_beta2), eps=self.args.adam_epsilon
-            )
+            optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+            self.optimizer = optimizer_class(groups, **optimizer_kwargs)
         return self.optimizer
 
 
@@ -148,8 +149,7 @@ def finetune(args: FinetuneArguments, training_args: MIMTrainingArguments):
     check_output_dir(training_args.output_dir)
     check_local_path(args.checkpoint, "a saved checkpoint folder or a Hub model id")
     processor = AutoImageProcessor.from_pretrained(args.checkpoint)
-    train_raw = load_image_dataset(args.data, args.train_split)
-    eval_raw = load_image_dataset(args.data, args.eval_split)
+    train_raw, eval_raw = load_evaluation_splits(args.data, args.train_split, args.eval_split, seed=training_args.seed)
     if args.max_train_samples:
         train_raw = subset(train_raw, args.max_train_samples)
     if args.max_eval_samples:

@@ -120,8 +120,10 @@ def save_reconstruction_grid(model, processor, pixel_values: torch.Tensor, path,
     return recon
 
 
-def _collect_images(sources: list[str], limit: int):
-    """PIL images from files and folders; any other source is read as a dataset (parquet, name, ...)."""
+def collect_images(sources: list[str], limit: int, seed: int = 0):
+    """``limit`` PIL images from image files, folders and datasets (parquet, name, ...): a seeded random sample
+    across all of them, since the first files of a sorted folder or the first rows of a dataset are often all
+    one class."""
     from pathlib import Path
 
     from hf_mim.data import (
@@ -133,29 +135,41 @@ def _collect_images(sources: list[str], limit: int):
         undecoded,
     )
 
-    images = []
+    segments = []  # per source: (number of images, reader of its i-th image)
     for source in sources:
         path = Path(source)
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(read_image(str(path)))
+            files = [str(path)]
         elif path.is_dir() and not any(path.glob("*.parquet")):
-            images.extend(read_image(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = [str(p) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
         else:
-            split = "test" if source == "demo" else "train"
-            dataset = load_image_dataset(source, split=split)
+            dataset = load_image_dataset(source, split="test" if source == "demo" else "train")
             column = find_column(dataset, IMAGE_COLUMN_CANDIDATES, "image")
             dataset = undecoded(dataset, column)
-            images.extend(read_image(dataset[i][column]) for i in range(min(limit, len(dataset))))
-        images = [image for image in images if image is not None]  # unreadable files are skipped (and logged)
-        if len(images) >= limit:
-            break
+            segments.append((len(dataset), lambda i, d=dataset, c=column: read_image(d[i][c])))
+            continue
+        segments.append((len(files), lambda i, f=files: read_image(f[i])))
+    total = sum(size for size, _ in segments)
+    if total == 0:
+        raise ValueError(f"no images found in {sources}")
+    picks = range(total)
+    if total > limit:
+        picks = sorted(torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:limit].tolist())
+    images = []
+    for index in picks:  # index over all sources -> (source, position in it)
+        source = 0
+        while index >= segments[source][0]:
+            index, source = index - segments[source][0], source + 1
+        images.append(segments[source][1](index))
+    images = [image for image in images if image is not None]  # unreadable files are skipped (and logged)
     if not images:
         raise ValueError(f"no readable images found in {sources}")
-    return images[:limit]
+    return images
 
 
 def visualize_checkpoint(checkpoint, sources, output, mask_ratio=None, max_images=8, seed=0):
-    """Load a pre-training checkpoint and its processor, reconstruct ``max_images`` images, save the grid."""
+    """Load a pre-training checkpoint and its processor, reconstruct ``max_images`` images sampled across
+    ``sources`` (``seed`` picks them and the masks), save the grid."""
     import inspect
 
     from transformers import AutoImageProcessor, AutoModelForPreTraining
@@ -165,7 +179,7 @@ def visualize_checkpoint(checkpoint, sources, output, mask_ratio=None, max_image
     check_local_path(str(checkpoint), "a saved checkpoint folder or a Hub model id")
     model = AutoModelForPreTraining.from_pretrained(checkpoint).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint)
-    inputs = evaluation_inputs(model, processor, _collect_images(list(sources), max_images))
+    inputs = evaluation_inputs(model, processor, collect_images(list(sources), max_images, seed))
     pixel_values = inputs.pop("pixel_values")
     model.mask_rng = torch.Generator().manual_seed(seed)
     if mask_ratio is not None:

@@ -13,13 +13,18 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hf_mim.training.arguments import TRAINING_ARGS_JSON
 
-PROTOCOLS = {
-    "knn_top1_k20": "kNN (k=20)",
-    "knn_top1_k200": "kNN (k=200)",
-    "linear_probe_top1": "linear probe",
-    "finetune_top1": "fine-tune",
-    "eval_accuracy": "fine-tune",
+# result keys written by ``hf-mim knn / probe / finetune --output``: (evaluation, metric); other keys (loss,
+# runtime, epoch, ...) are not results and stay off the card
+METRICS = {
+    "knn_top1_k20": ("kNN (k=20) on frozen features", "top-1 accuracy"),
+    "knn_top1_k200": ("kNN (k=200) on frozen features", "top-1 accuracy"),
+    "linear_probe_top1": ("linear probe on frozen features", "top-1 accuracy"),
+    "finetune_top1": ("fine-tuning", "top-1 accuracy"),
+    "eval_accuracy": ("fine-tuning", "top-1 accuracy"),
 }
+# the Hub id cards give the bundled demo data (what ``--data`` left out means)
+DEMO_DATASET = "zalando-datasets/fashion_mnist"
+DEMO_IMAGES = "the bundled Fashion-MNIST demo test images, not this model's data"
 # config fields that say nothing about the architecture
 BORING = {
     "architectures", "auto_map", "dtype", "id2label", "label2id", "transformers_version", "output_hidden_states",
@@ -76,47 +81,63 @@ def training_summary(checkpoint_dir) -> dict:
     args_file = folder / TRAINING_ARGS_JSON  # never training_args.bin: unpickling a pushed folder's file runs code
     if args_file.exists():
         try:
-            args = json.loads(args_file.read_text())
-            summary.update(
-                learning_rate=args.get("learning_rate"), weight_decay=args.get("weight_decay"),
-                lr_schedule=args.get("lr_scheduler_type"), warmup_steps=args.get("warmup_steps"),
-                optimizer=args.get("optim"), precision="bf16" if args.get("bf16") else "fp32",
-            )
+            summary.update(settings_summary(json.loads(args_file.read_text())))
         except (ValueError, AttributeError):  # a card must not fail because of an unreadable settings file
             pass
     return {k: v for k, v in summary.items() if v is not None}
 
 
+def settings_summary(args: dict) -> dict:
+    """The card's view of a run's ``TrainingArguments`` (as a dict): a fractional ``warmup_steps`` is a share of
+    the run (transformers 5), so it is shown as one."""
+    warmup = args.get("warmup_ratio") or args.get("warmup_steps")
+    if isinstance(warmup, float) and 0 < warmup < 1:
+        warmup = f"{warmup:.0%} of the steps"
+    elif warmup is not None:
+        warmup = f"{int(warmup)} steps"
+    return {
+        "learning_rate": args.get("learning_rate"), "weight_decay": args.get("weight_decay"),
+        "lr_schedule": args.get("lr_scheduler_type"), "warmup": warmup, "optimizer": args.get("optim"),
+        "precision": "bf16" if args.get("bf16") else "fp32",
+    }
+
+
 def eval_results(results: dict, dataset: str | None) -> list[EvalResult]:
-    entries = []
-    for key, value in results.items():
-        protocol = PROTOCOLS.get(key)
-        if protocol is None or not isinstance(value, (int, float)):
-            continue
-        entries.append(
-            EvalResult(
-                task_type="image-classification",
-                task_name=f"Image classification ({protocol})",
-                dataset_type=dataset or "unknown",
-                dataset_name=dataset or "unknown",
-                dataset_split="test",
-                metric_type="accuracy",
-                metric_name=f"Top-1 accuracy ({protocol})",
-                metric_value=round(float(value), 4),
-            )
+    return [
+        EvalResult(
+            task_type="image-classification",
+            task_name=f"Image classification ({evaluation})",
+            dataset_type=dataset or "unknown",
+            dataset_name=dataset or "unknown",
+            dataset_split="test",
+            metric_type="accuracy",
+            metric_name=f"{metric.capitalize()} ({evaluation})",
+            metric_value=round(float(results[key]), 4),
         )
-    return entries
+        for key, (evaluation, metric) in METRICS.items()
+        if isinstance(results.get(key), (int, float))
+    ]
+
+
+def results_table(results: dict, dataset: str | None) -> str:
+    rows = [
+        (evaluation, dataset or "not given", metric, f"{100 * results[key]:.1f}%")
+        for key, (evaluation, metric) in METRICS.items()
+        if isinstance(results.get(key), (int, float))
+    ]
+    return markdown_table(rows, ("evaluation", "dataset", "metric", "value")) if rows else "Not evaluated yet."
 
 
 def usage_snippet(repo_id: str, method: str) -> str:
+    """Runs as it is, with or without hf_mim installed (``trust_remote_code`` uses the files in the repository)."""
     return (
-        "import hf_mim  # registers the hf_mim models with the Auto classes\n"
+        "from PIL import Image\n"
         "from transformers import AutoImageProcessor, AutoModel\n\n"
-        f'processor = AutoImageProcessor.from_pretrained("{repo_id}")\n'
-        f'encoder = AutoModel.from_pretrained("{repo_id}")  # {method} encoder, all patches, no masking\n'
-        "features = encoder(**processor(images, return_tensors=\"pt\")).last_hidden_state\n\n"
-        "# without hf_mim installed, the checkpoint's own code is used:\n"
-        f'encoder = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)'
+        "# the checkpoint's own code runs without hf_mim; with hf_mim, `import hf_mim` and trust_remote_code can go\n"
+        f'processor = AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)\n'
+        f'encoder = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)  # {method} encoder, no masking\n'
+        'images = [Image.open("image.jpg")]  # your images\n'
+        'features = encoder(**processor(images, return_tensors="pt")).last_hidden_state'
     )
 
 
@@ -129,11 +150,17 @@ def build_model_card(
     reconstruction_image: str | None = None,
     license: str | None = None,
     base_model: str | None = None,
+    eval_dataset: str | None = None,
+    reconstruction_source: str = DEMO_IMAGES,
 ) -> ModelCard:
+    """``dataset``: the pre-training data (front matter ``datasets``). ``eval_dataset``: the data ``results`` were
+    measured on (default: the ``eval_dataset`` recorded in the results, "demo" being the bundled data)."""
     from hf_mim.registry import method_for_config
 
     spec = method_for_config(config)
     results = results or {}
+    eval_dataset = eval_dataset or results.get("eval_dataset")
+    eval_dataset = DEMO_DATASET if eval_dataset == "demo" else eval_dataset
     is_classifier = any("ImageClassification" in name for name in (config.architectures or []))
     card_data = ModelCardData(
         library_name="transformers",
@@ -142,11 +169,9 @@ def build_model_card(
         license=license or spec.license or "other",
         datasets=[dataset] if dataset else None,
         model_name=repo_id.split("/")[-1],
-        eval_results=eval_results(results, dataset) or None,
+        eval_results=eval_results(results, eval_dataset) or None,
         base_model=base_model,
     )
-    rows = [(PROTOCOLS.get(key, key), dataset or "-", f"{value:.4f}" if isinstance(value, float) else value)
-            for key, value in results.items()]
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path(spec.name)),
@@ -154,8 +179,9 @@ def build_model_card(
         config=config,
         config_table=config_table(config),
         training_table=training_table(training),
-        results_table=markdown_table(rows, ("protocol", "dataset", "top-1 accuracy")) if rows else "Not evaluated yet.",
+        results_table=results_table(results, eval_dataset),
         reconstruction_image=reconstruction_image,
+        reconstruction_source=reconstruction_source,
         usage=usage_snippet(repo_id, spec.name),
         license_note=license_note(spec, license),
     )

@@ -6,6 +6,7 @@ hf_mim's single ``qkv``). Any source key that no rule covers, and any hf_mim key
 :class:`ConversionError` listing them: never a silent partial load.
 """
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -423,7 +424,8 @@ def convert_checkpoint(source, output_dir=None, source_format: str = "auto", con
     model.eval()
     if output_dir is not None:
         model.save_pretrained(output_dir)
-        spec.make_processor(config).save_pretrained(output_dir)
+        statistics = processor_statistics(source) if isinstance(source, (str, os.PathLike)) else {}
+        spec.make_processor(config, **statistics).save_pretrained(output_dir)
     return model
 
 
@@ -486,3 +488,26 @@ def to_transformers_vitmae(model):
     check_against_model(renamed, target, strict=True, source="hf_mim MAE")
     target.load_state_dict(renamed)
     return target.eval()
+
+
+def processor_statistics(folder) -> dict:
+    """``image_mean`` / ``image_std`` of the image processor saved in ``folder`` (read as JSON: the conversion
+    works the same with or without hf_mim), or ``{}`` when it has none."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "preprocessor_config.json"
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    return {name: saved[name] for name in ("image_mean", "image_std") if name in saved}
+
+
+def to_transformers_processor(config, statistics: dict):
+    """A transformers ``ViTImageProcessor`` for a converted ViTMAE (the image size of ``config``, the source's
+    statistics), so ``AutoImageProcessor`` loads the converted folder on machines without hf_mim."""
+    from transformers import ViTImageProcessor
+    from transformers.image_utils import PILImageResampling
+
+    height, width = config.image_hw
+    return ViTImageProcessor(size={"height": height, "width": width}, resample=PILImageResampling.BICUBIC, **statistics)

@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import HfApi
 from transformers import AutoConfig
 
-from hf_mim.hub.cards import build_model_card, training_summary
+from hf_mim.hub.cards import DEMO_IMAGES, build_model_card, training_summary
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +39,16 @@ def load_results(results) -> dict:
     return merged
 
 
-def reconstruction_image(checkpoint_dir: Path, target: Path, seed: int = 0) -> bool:
-    """Write ``target`` from bundled demo images when the checkpoint is a pixel-reconstruction model."""
+def reconstruction_image(checkpoint_dir: Path, target: Path, seed: int = 0, images=None) -> bool:
+    """Write ``target`` for a pixel-reconstruction model from 8 images sampled (seeded) from ``images`` (files,
+    folders or a dataset, as ``hf-mim visualize`` takes them), else from the bundled demo images."""
     from transformers import AutoImageProcessor, AutoModelForPreTraining
 
-    from hf_mim.data import load_image_dataset, open_image
-    from hf_mim.evaluation.visualize import evaluation_inputs, save_reconstruction_grid
+    from hf_mim.evaluation.visualize import collect_images, evaluation_inputs, save_reconstruction_grid
 
     model = AutoModelForPreTraining.from_pretrained(checkpoint_dir).eval()
     processor = AutoImageProcessor.from_pretrained(checkpoint_dir)
-    images = load_image_dataset(None, "test")
-    inputs = evaluation_inputs(model, processor, [open_image(images[i * 125]["image"]) for i in range(8)])
+    inputs = evaluation_inputs(model, processor, collect_images(list(images or ["demo"]), 8, seed))
     pixel_values = inputs.pop("pixel_values")
     model.mask_rng = torch.Generator().manual_seed(seed)
     try:
@@ -72,8 +71,14 @@ def push_checkpoint(
     commit_message: str = "Upload hf_mim checkpoint",
     reconstructions: bool = True,
     base_model: str | None = None,
+    images=None,
+    eval_dataset: str | None = None,
 ) -> str:
-    """Push a saved checkpoint folder (model, processor, remote code) with a model card; returns the commit URL."""
+    """Push a saved checkpoint folder (model, processor, remote code) with a model card; returns the commit URL.
+
+    ``dataset``: Hub id of the pre-training data; ``eval_dataset``: of the data ``results`` were measured on
+    (default: what the results record); ``images``: where the card's reconstruction image comes from (default:
+    the bundled demo images, labelled as such)."""
     folder = Path(checkpoint_dir)
     if not (folder / "config.json").is_file():
         raise PushError(f"{folder} is not a saved model: config.json is missing")
@@ -91,12 +96,14 @@ def push_checkpoint(
             image = None
             if reconstructions and any("ForPreTraining" in a for a in (config.architectures or [])):
                 stage = "rendering the reconstruction image"
-                if reconstruction_image(folder, staging / "reconstructions.png"):
+                if reconstruction_image(folder, staging / "reconstructions.png", images=images):
                     image = "reconstructions.png"
             stage = "writing the model card"
+            source = f"images sampled from {', '.join(map(str, images))}" if images else DEMO_IMAGES
             card = build_model_card(
                 config, repo_id, results=results, dataset=dataset, training=training_summary(folder),
-                reconstruction_image=image, license=license, base_model=base_model,
+                reconstruction_image=image, license=license, base_model=base_model, eval_dataset=eval_dataset,
+                reconstruction_source=source,
             )
             card.save(staging / "README.md")
             api = HfApi(token=token)

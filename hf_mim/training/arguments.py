@@ -17,8 +17,8 @@ def bf16_available() -> bool:
 @dataclass
 class MIMTrainingArguments(TrainingArguments):
     """MAE recipe defaults: AdamW (0.9, 0.95), weight decay 0.05 (not on biases, norms, tokens, position tables),
-    cosine schedule with 5% warm-up, gradient clipping at 1.0, bf16 on GPUs that support it, DDP without
-    ``find_unused_parameters``, and
+    cosine schedule with 5% warm-up, gradient clipping at 1.0, a checkpoint every 10% of the run, bf16 on GPUs that
+    support it, DDP without ``find_unused_parameters``, and
     ``learning_rate = base_learning_rate * global_batch / 256`` unless ``learning_rate`` is given explicitly.
 
     ``lr_batch_divisor`` is 256 for MAE and most methods; SimMIM scales by 512.
@@ -43,6 +43,11 @@ class MIMTrainingArguments(TrainingArguments):
     )
     max_grad_norm: float = 1.0
     logging_steps: int = 10
+    # a checkpoint every 10% of the run, whatever its length (Trainer reads a float < 1 as a share of the steps):
+    # transformers' 500 steps left short runs nothing to resume from
+    save_steps: float = field(
+        default=0.1, metadata={"help": "Checkpoint every N steps, or every share of the run if < 1 (default 0.1)."}
+    )
     save_total_limit: int | None = 3
     bf16: bool | None = None
     prediction_loss_only: bool = True

@@ -59,15 +59,16 @@ class OnlineProbeCallback(TrainerCallback):
 
 class ReconstructionImageCallback(TrainerCallback):
     """Every ``every_n_steps`` steps, reconstruct a fixed batch with fixed masks and write the grid (original /
-    masked / reconstruction / reconstruction + visible) to TensorBoard (tag ``reconstructions``) and as a PNG
-    under ``<output_dir>/reconstructions/``."""
+    masked / reconstruction / reconstruction + visible) as a PNG under ``<output_dir>/reconstructions/`` and, with
+    ``--report_to tensorboard``, as the image ``reconstructions`` through the Trainer's own TensorBoard writer (so
+    grids and scalars share one run; :class:`~hf_mim.training.trainer.MIMTrainer` sets ``tensorboard``)."""
 
     def __init__(self, pixel_values: torch.Tensor, processor, every_n_steps: int = 500, mask_inputs: dict | None = None):
         if every_n_steps <= 0:
             raise ValueError("every_n_steps must be positive")
         self.pixel_values, self.processor = pixel_values, processor
         self.every_n_steps, self.mask_inputs = every_n_steps, mask_inputs
-        self.writer = None
+        self.tensorboard = None  # the Trainer's TensorBoardCallback, when it reports to TensorBoard
         self.written: list[Path] = []
 
     def _write(self, args, state, model) -> None:
@@ -88,18 +89,11 @@ class ReconstructionImageCallback(TrainerCallback):
         path = folder / f"step_{state.global_step:07d}.png"
         grid.save(path)
         self.written.append(path)
-        if "tensorboard" in (args.report_to or []):
-            if self.writer is None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.writer = SummaryWriter(args.logging_dir)
-            self.writer.add_image("reconstructions", np.asarray(grid), state.global_step, dataformats="HWC")
-            self.writer.flush()
+        writer = getattr(self.tensorboard, "tb_writer", None)
+        if writer is not None:
+            writer.add_image("reconstructions", np.asarray(grid), state.global_step, dataformats="HWC")
+            writer.flush()
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every_n_steps == 0 and state.is_world_process_zero and model is not None:
             self._write(args, state, model)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.writer is not None:
-            self.writer.close()

@@ -18,6 +18,7 @@ from hf_mim.data import (
     DataError,
     MIMCollator,
     find_column,
+    load_evaluation_splits,
     load_image_dataset,
     prepare_dataset,
     read_image,
@@ -187,12 +188,7 @@ def probe_datasets(args: PretrainArguments, processor):
     """Small labelled train / test sets for the online probe: the source's test (or validation) split when it has
     one, else a held-out part of its train split."""
     source = args.probe_data if args.probe_data is not None else args.data
-    train = load_image_dataset(source, "train")
-    try:
-        test = load_image_dataset(source, "test")
-    except (ValueError, KeyError):
-        parts = train.train_test_split(test_size=min(args.probe_samples, len(train) // 4), seed=0)
-        train, test = parts["train"], parts["test"]
+    train, test = load_evaluation_splits(source)
     return (
         prepare_dataset(subset(train, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),
         prepare_dataset(subset(test, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),

@@ -16,6 +16,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, enable_full_determ
 from hf_mim.training.arguments import TRAINING_ARGS_JSON
 
 logger = logging.getLogger(__name__)
+from transformers.integrations import TensorBoardCallback
 
 NO_DECAY_NAME_PARTS = ("cls_token", "mask_token", "pos_embed", "relative_position_bias_table", "dist_token")
 
@@ -179,6 +180,10 @@ class MIMTrainer(Trainer):
             if not any(isinstance(c, required) for c in callbacks):
                 callbacks.append(required())
         super().__init__(*args, callbacks=callbacks, **kwargs)
+        tensorboard = next((c for c in self.callback_handler.callbacks if isinstance(c, TensorBoardCallback)), None)
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "tensorboard"):  # callbacks that write images through the Trainer's writer
+                callback.tensorboard = tensorboard
         self._loss_terms: dict[str, list[float]] = {}
         if self.train_dataset is not None and hasattr(self.train_dataset, "__len__") and not isinstance(
             self.train_dataset, torch.utils.data.IterableDataset

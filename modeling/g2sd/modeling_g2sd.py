@@ -26,7 +26,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from .mim_layers_decoder import MAEDecoder
 from .mim_masking_core import restore_sequence
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTModel, PixelTargetMixin, classification_loss
+from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTModel, PixelTargetMixin, classification_head, classification_loss
 from .configuration_g2sd import G2SDConfig
 from .modeling_mae import masked_mse
 from .mim_teacher import FrozenTeacher, TeacherHolderMixin, _config_from_dict, build_teacher
@@ -52,8 +52,8 @@ class G2SDDistillationHead(nn.Module):
     def __init__(self, dim: int, num_labels: int):
         super().__init__()
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.head = nn.Linear(dim, num_labels) if num_labels > 0 else nn.Identity()
-        self.head_dist = nn.Linear(dim, num_labels) if num_labels > 0 else nn.Identity()
+        self.head = classification_head(dim, num_labels)
+        self.head_dist = classification_head(dim, num_labels)
 
 
 class G2SDPreTrainedModel(MIMPreTrainedModel):

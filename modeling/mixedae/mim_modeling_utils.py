@@ -76,6 +76,19 @@ def torch_default_init_(module: nn.Module) -> None:
         init.uniform_(module.bias, -bound, bound)
 
 
+class ClassificationHead(nn.Linear):
+    """The linear layer of a fine-tuning classifier. Initialised as the official MAE fine-tuning does
+    (``main_finetune.py``: ``trunc_normal_(model.head.weight, std=2e-5)``, zero bias): the first logits are ~0, so
+    fine-tuning starts at loss ln(num_labels) instead of above it, and short (LoRA) runs start from chance. (The
+    linear probe's head, :class:`~hf_mim.evaluation.probe.LinearProbe`, uses std 0.01 as ``main_linprobe.py``.)"""
+
+    init_std = 2e-5
+
+
+def classification_head(dim: int, num_labels: int) -> nn.Module:
+    return ClassificationHead(dim, num_labels) if num_labels > 0 else nn.Identity()
+
+
 class MIMPreTrainedModel(PreTrainedModel):
     """Base of every hf_mim model.
 
@@ -124,7 +137,11 @@ class MIMPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
+        if isinstance(module, ClassificationHead):  # timm's trunc_normal_: cut at +-2 absolute, as the official code
+            init.trunc_normal_(module.weight, std=module.init_std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
             if self.init_style == "beit":
                 self._trunc_normal(module.weight, std)
             else:
@@ -537,7 +554,7 @@ class MIMViTForImageClassification(MIMPreTrainedModel):
             self.encoder.norm.requires_grad_(False)
         else:
             self.fc_norm = nn.Identity()
-        self.classifier = nn.Linear(dim, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = classification_head(dim, config.num_labels)
         self.post_init()
 
     def pool(self, encoder_output: MIMEncoderOutput) -> torch.Tensor:

@@ -32,18 +32,18 @@ from torch import nn
 from transformers import initialization as init
 
 from .mim_layers_patch_embed import PatchEmbed
-from .mim_modeling_utils import MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, torch_default_init_
+from .mim_modeling_utils import ClassificationHead, MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel, torch_default_init_
 from .configuration_mp3 import MP3Config
 
 
 class MP3PreTrainedModel(MIMPreTrainedModel):
-    """timm/DeiT initialisation (the paper's code base)."""
+    """timm/DeiT initialisation (the paper's code base); classification heads as in MAE fine-tuning."""
 
     config_class = MP3Config
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and not isinstance(module, ClassificationHead):
             init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)

@@ -43,7 +43,7 @@ from .mim_layers_block import DropPath
 from .mim_layers_patch_embed import normalize_patches, patchify, unpatchify
 from .mim_layers_sparse_conv import SparseBatchNorm2d, SparseConv2d, SparseLayerNorm, SparseMaxPool2d, active_at, active_from_mask
 from .mim_masking_core import check_mask
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, classification_loss, is_loaded, torch_default_init_
+from .mim_modeling_utils import ClassificationHead, MIMPreTrainedModel, MIMPreTrainingOutput, classification_head, classification_loss, is_loaded, torch_default_init_
 from .configuration_spark import SparKConfig
 
 
@@ -174,7 +174,7 @@ class SparKPreTrainedModel(MIMPreTrainedModel):
             init.trunc_normal_(module.weight, std=0.02)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+        elif isinstance(module, (nn.Conv2d, nn.Linear)) and not isinstance(module, ClassificationHead):
             torch_default_init_(module)
         elif isinstance(module, nn.ParameterList) and getattr(module, "spark_mask_tokens", False):
             std = self.config.initializer_range
@@ -437,8 +437,8 @@ class SparKForPreTraining(SparKPreTrainedModel):
 
 
 class SparKForImageClassification(SparKPreTrainedModel):
-    """Dense ResNet encoder + global average pooling + linear head (timm ResNet head; the official fine-tuning
-    uses the plain timm model)."""
+    """Dense ResNet encoder + global average pooling + linear head (the official fine-tuning uses the plain timm
+    model; the head starts near zero as in MAE fine-tuning, see :class:`ClassificationHead`)."""
 
     _keys_to_ignore_on_load_unexpected = [r"^(?!encoder\.)"]
 
@@ -447,7 +447,7 @@ class SparKForImageClassification(SparKPreTrainedModel):
         self.num_labels = config.num_labels
         self.encoder = SparKModel(config)
         width = config.hidden_sizes[-1]
-        self.classifier = nn.Linear(width, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = classification_head(width, config.num_labels)
         self.post_init()
 
     def forward(

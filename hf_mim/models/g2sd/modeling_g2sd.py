@@ -29,6 +29,7 @@ from hf_mim.modeling_utils import (
     MIMPreTrainingOutput,
     MIMViTModel,
     PixelTargetMixin,
+    classification_head,
     classification_loss,
 )
 from hf_mim.models.g2sd.configuration_g2sd import G2SDConfig
@@ -56,8 +57,8 @@ class G2SDDistillationHead(nn.Module):
     def __init__(self, dim: int, num_labels: int):
         super().__init__()
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.head = nn.Linear(dim, num_labels) if num_labels > 0 else nn.Identity()
-        self.head_dist = nn.Linear(dim, num_labels) if num_labels > 0 else nn.Identity()
+        self.head = classification_head(dim, num_labels)
+        self.head_dist = classification_head(dim, num_labels)
 
 
 class G2SDPreTrainedModel(MIMPreTrainedModel):

@@ -31,6 +31,7 @@ from transformers import initialization as init
 
 from hf_mim.layers.patch_embed import PatchEmbed
 from hf_mim.modeling_utils import (
+    ClassificationHead,
     MIMEncoderOutput,
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
@@ -42,13 +43,13 @@ from hf_mim.models.mp3.configuration_mp3 import MP3Config
 
 
 class MP3PreTrainedModel(MIMPreTrainedModel):
-    """timm/DeiT initialisation (the paper's code base)."""
+    """timm/DeiT initialisation (the paper's code base); classification heads as in MAE fine-tuning."""
 
     config_class = MP3Config
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear) and not isinstance(module, ClassificationHead):
             init.trunc_normal_(module.weight, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)

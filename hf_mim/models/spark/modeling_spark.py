@@ -49,8 +49,10 @@ from hf_mim.layers.sparse_conv import (
 )
 from hf_mim.masking.core import check_mask
 from hf_mim.modeling_utils import (
+    ClassificationHead,
     MIMPreTrainedModel,
     MIMPreTrainingOutput,
+    classification_head,
     classification_loss,
     is_loaded,
     torch_default_init_,
@@ -185,7 +187,7 @@ class SparKPreTrainedModel(MIMPreTrainedModel):
             init.trunc_normal_(module.weight, std=0.02)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+        elif isinstance(module, (nn.Conv2d, nn.Linear)) and not isinstance(module, ClassificationHead):
             torch_default_init_(module)
         elif isinstance(module, nn.ParameterList) and getattr(module, "spark_mask_tokens", False):
             std = self.config.initializer_range
@@ -448,8 +450,8 @@ class SparKForPreTraining(SparKPreTrainedModel):
 
 
 class SparKForImageClassification(SparKPreTrainedModel):
-    """Dense ResNet encoder + global average pooling + linear head (timm ResNet head; the official fine-tuning
-    uses the plain timm model)."""
+    """Dense ResNet encoder + global average pooling + linear head (the official fine-tuning uses the plain timm
+    model; the head starts near zero as in MAE fine-tuning, see :class:`ClassificationHead`)."""
 
     _keys_to_ignore_on_load_unexpected = [r"^(?!encoder\.)"]
 
@@ -458,7 +460,7 @@ class SparKForImageClassification(SparKPreTrainedModel):
         self.num_labels = config.num_labels
         self.encoder = SparKModel(config)
         width = config.hidden_sizes[-1]
-        self.classifier = nn.Linear(width, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self.classifier = classification_head(width, config.num_labels)
         self.post_init()
 
     def forward(
