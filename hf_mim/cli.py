@@ -167,22 +167,24 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 
 def _frozen_eval_data(options):
-    from transformers import AutoImageProcessor, AutoModel
+    from transformers import AutoModel
 
-    from hf_mim.data import load_image_dataset, prepare_dataset, subset
+    from hf_mim.data import subset
+    from hf_mim.modalities import modality_for_config
 
     encoder = AutoModel.from_pretrained(options.checkpoint)
     if options.random_init:
         encoder = type(encoder)(encoder.config)
-    processor = AutoImageProcessor.from_pretrained(options.checkpoint)
+    modality = modality_for_config(encoder.config)
+    processor = modality.auto_class("processor").from_pretrained(options.checkpoint)
     splits = []
     for split, limit in ((options.train_split, options.max_train_samples), (options.test_split, options.max_test_samples)):
-        data = load_image_dataset(options.data, split)
+        data = modality.load_dataset(options.data, split)
         if limit:
             data = subset(data, limit)
         splits.append(
-            prepare_dataset(data, processor, train=False, image_column=options.image_column,
-                            label_column=options.label_column, with_labels=True)
+            modality.prepare_dataset(data, processor, train=False, column=options.image_column,
+                                     label_column=options.label_column, with_labels=True)
         )
     if options.device:
         encoder.to(options.device)

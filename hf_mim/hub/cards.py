@@ -109,13 +109,14 @@ def eval_results(results: dict, dataset: str | None) -> list[EvalResult]:
     return entries
 
 
-def usage_snippet(repo_id: str, method: str) -> str:
+def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor") -> str:
+    inputs = "videos" if "Video" in auto_processor else "images"
     return (
         "import hf_mim  # registers the hf_mim models with the Auto classes\n"
-        "from transformers import AutoImageProcessor, AutoModel\n\n"
-        f'processor = AutoImageProcessor.from_pretrained("{repo_id}")\n'
+        f"from transformers import {auto_processor}, AutoModel\n\n"
+        f'processor = {auto_processor}.from_pretrained("{repo_id}")\n'
         f'encoder = AutoModel.from_pretrained("{repo_id}")  # {method} encoder, all patches, no masking\n'
-        "features = encoder(**processor(images, return_tensors=\"pt\")).last_hidden_state\n\n"
+        f"features = encoder(**processor({inputs}, return_tensors=\"pt\")).last_hidden_state\n\n"
         "# without hf_mim installed, the checkpoint's own code is used:\n"
         f'encoder = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)'
     )
@@ -135,11 +136,12 @@ def build_model_card(
 
     spec = method_for_config(config)
     results = results or {}
-    is_classifier = any("ImageClassification" in name for name in (config.architectures or []))
+    modality = spec.data
+    is_classifier = any("Classification" in name for name in (config.architectures or []))
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="image-classification" if is_classifier else "image-feature-extraction",
-        tags=["hf_mim", "masked-image-modeling", spec.name, "vision", "self-supervised"],
+        pipeline_tag=modality.classification_pipeline if is_classifier else modality.feature_pipeline,
+        tags=["hf_mim", modality.tags[0], spec.name, *modality.tags[1:], "self-supervised"],
         license=license or spec.license or "other",
         datasets=[dataset] if dataset else None,
         model_name=repo_id.split("/")[-1],
@@ -157,7 +159,7 @@ def build_model_card(
         training_table=training_table(training),
         results_table=markdown_table(rows, ("protocol", "dataset", "top-1 accuracy")) if rows else "Not evaluated yet.",
         reconstruction_image=reconstruction_image,
-        usage=usage_snippet(repo_id, spec.name),
+        usage=usage_snippet(repo_id, spec.name, modality.auto_processor),
         license_note=license_note(spec, license),
     )
 
