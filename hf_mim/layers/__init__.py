@@ -9,8 +9,17 @@ from hf_mim.layers.attention import (
 )
 from hf_mim.layers.block import CrossAttentionBlock, DropPath, LayerScale, Mlp, TransformerBlock, drop_path
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.layers.patch_embed import PatchEmbed, is_plain_module, normalize_patches, patchify, to_2tuple, unpatchify
-from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d
+from hf_mim.layers.patch_embed import (
+    PatchEmbed,
+    TubeletEmbed,
+    is_plain_module,
+    normalize_patches,
+    patchify,
+    to_2tuple,
+    tubelet_patchify,
+    unpatchify,
+)
+from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d, sinusoid_table
 
 __all__ = [
     "Attention",
@@ -25,6 +34,7 @@ __all__ = [
     "is_plain_module",
     "RelativePositionBias",
     "TransformerBlock",
+    "TubeletEmbed",
     "drop_path",
     "eager_attention_forward",
     "normalize_patches",
@@ -33,6 +43,8 @@ __all__ = [
     "sincos_1d",
     "sincos_2d",
     "sincos_3d",
+    "sinusoid_table",
     "to_2tuple",
+    "tubelet_patchify",
     "unpatchify",
 ]

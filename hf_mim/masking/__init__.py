@@ -11,11 +11,14 @@ from hf_mim.masking.core import (
     restore_sequence,
 )
 from hf_mim.masking.generators import RandomMaskGenerator, SimMIMMaskGenerator
+from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator
 
 __all__ = [
     "MaskInfo",
     "RandomMaskGenerator",
+    "RunningCellMaskGenerator",
     "SimMIMMaskGenerator",
+    "TubeMaskGenerator",
     "gather_tokens",
     "mask_from_bool",
     "mask_from_noise",
