@@ -170,23 +170,25 @@ def _frozen_eval_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 
 def _frozen_eval_data(options):
-    from transformers import AutoImageProcessor, AutoModel
+    from transformers import AutoModel
 
-    from hf_mim.data import check_local_path, load_evaluation_splits, prepare_dataset, subset
+    from hf_mim.data import check_local_path, load_evaluation_splits, subset
+    from hf_mim.modalities import modality_for_config
 
     check_local_path(options.checkpoint, "a saved checkpoint folder or a Hub model id")
     encoder = AutoModel.from_pretrained(options.checkpoint)
     if options.random_init:
         encoder = type(encoder)(encoder.config)
-    processor = AutoImageProcessor.from_pretrained(options.checkpoint)
+    modality = modality_for_config(encoder.config)
+    processor = modality.auto_class("processor").from_pretrained(options.checkpoint)
     splits = []
-    data_splits = load_evaluation_splits(options.data, options.train_split, options.test_split)
+    data_splits = load_evaluation_splits(options.data, options.train_split, options.test_split, load=modality.load_dataset)
     for data, limit in zip(data_splits, (options.max_train_samples, options.max_test_samples)):
         if limit:
             data = subset(data, limit)
         splits.append(
-            prepare_dataset(data, processor, train=False, image_column=options.image_column,
-                            label_column=options.label_column, with_labels=True)
+            modality.prepare_dataset(data, processor, train=False, column=options.image_column,
+                                     label_column=options.label_column, with_labels=True)
         )
     if options.device:
         encoder.to(options.device)

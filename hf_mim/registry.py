@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 import torch
 from transformers import (
     AutoConfig,
-    AutoImageProcessor,
     AutoModel,
-    AutoModelForImageClassification,
     AutoModelForPreTraining,
     AutoVideoProcessor,
 )
 from transformers.video_processing_utils import BaseVideoProcessor
+
+from hf_mim.modalities import Modality, get_modality
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class MethodSpec:
     example_inputs: optional ``(model, pixel_values, generator) -> dict`` of deterministic ``forward`` kwargs
     (fixed masks) for tests and benchmarks; default: ``noise`` for token-dropping models, else ``bool_masked_pos``.
     processor_class: image/video processor (the shared MIMImageProcessor by default).
+    modality: "image" (default), "video", ...: how data is loaded and prepared, which Auto classes load the
+    processor and the classification head, and the Hub tags (see :mod:`hf_mim.modalities`).
+    load_dataset / prepare_dataset: optional overrides of the modality's loader and preparer (same signatures).
     training_defaults: the official optimiser recipe as ``MIMTrainingArguments`` overrides (used by the CLI
     for flags the user did not give), e.g. SimMIM's base lr 1e-4 per 512 images and gradient clipping at 5.
     """
@@ -55,6 +58,21 @@ class MethodSpec:
     example_inputs: object = None
     processor_class: type | None = None
     training_defaults: dict = field(default_factory=dict)
+    modality: str = "image"
+    load_dataset: object = None
+    prepare_dataset: object = None
+
+    @property
+    def data(self) -> Modality:
+        return get_modality(self.modality)
+
+    def load_data(self, source, split: str = "train", streaming: bool = False):
+        """One split of ``source`` (None = the demo set of the modality)."""
+        return (self.load_dataset or self.data.load_dataset)(source, split, streaming)
+
+    def prepare_data(self, dataset, processor, train: bool = True, **kwargs):
+        """Attach the per-sample transform: samples become ``pixel_values`` (and ``labels`` with ``with_labels``)."""
+        return (self.prepare_dataset or self.data.prepare_dataset)(dataset, processor, train=train, **kwargs)
 
     @property
     def model_type(self) -> str:
@@ -87,11 +105,9 @@ class MethodSpec:
         return inputs
 
     def make_transform(self, processor, train: bool = True, scale=(0.2, 1.0)):
-        from hf_mim.data import build_transform
-
         if self.transform is not None:
             return self.transform(processor, train=train, scale=scale)
-        return build_transform(processor, train=train, scale=scale)
+        return self.data.build_transform(processor, train=train, scale=scale)
 
     def make_processor(self, config, **kwargs):
         from hf_mim.processing import processor_for_config
@@ -132,15 +148,19 @@ def register(spec: MethodSpec) -> None:
     AutoModel.register(spec.config_class, spec.model_class, exist_ok=True)
     AutoModelForPreTraining.register(spec.config_class, spec.pretraining_class, exist_ok=True)
     if spec.classification_class is not None:
-        AutoModelForImageClassification.register(spec.config_class, spec.classification_class, exist_ok=True)
+        spec.data.auto_class("classification").register(spec.config_class, spec.classification_class, exist_ok=True)
     from hf_mim.processing import MIMImageProcessor
 
     processor = spec.processor_class or MIMImageProcessor
-    AutoImageProcessor.register(spec.config_class, image_processor_classes={"torchvision": processor}, exist_ok=True)
-    # say locally which video processor the method has (none for image methods): otherwise pipeline() reads the
-    # image processor's auto_map as a remote video processor and asks for trust_remote_code
-    video = {"torchvision": processor} if issubclass(processor, BaseVideoProcessor) else {}
-    AutoVideoProcessor.register(spec.config_class, video_processor_classes=video, exist_ok=True)
+    auto_processor = spec.data.auto_class("processor")
+    if spec.data.auto_processor == "AutoImageProcessor":
+        auto_processor.register(spec.config_class, image_processor_classes={"torchvision": processor}, exist_ok=True)
+    else:
+        auto_processor.register(spec.config_class, processor, exist_ok=True)
+    if not issubclass(processor, BaseVideoProcessor):
+        # say locally that the method has no video processor: otherwise pipeline() reads the image processor's
+        # auto_map as a remote video processor and asks for trust_remote_code
+        AutoVideoProcessor.register(spec.config_class, video_processor_classes={}, exist_ok=True)
     METHODS[spec.name] = spec
 
 

@@ -17,7 +17,7 @@ from transformers import (
 import hf_mim
 from tests.conftest import run_python, tiny_config
 
-METHODS = sorted(hf_mim.METHODS)
+METHODS = sorted(name for name, spec in hf_mim.METHODS.items() if spec.modality == "image")  # video: test_videomae2
 
 
 def build(method):

@@ -115,14 +115,18 @@ def _load(source, split, streaming, dataset_config):
     return dataset
 
 
-def load_evaluation_splits(source: str | None, train_split: str = "train", test_split: str | None = None, seed: int = 0):
+def load_evaluation_splits(
+    source: str | None, train_split: str = "train", test_split: str | None = None, seed: int = 0, load=None
+):
     """``(train, test)`` of a labelled source for kNN, probing and fine-tuning. Without ``test_split`` the test set
     is the source's "test" split, else its "validation" split, else a seeded :data:`HELD_OUT_FRACTION` of the train
-    split held out (and logged), so a labelled folder with class sub-folders only works as it is."""
-    train = load_image_dataset(source, train_split)
+    split held out (and logged), so a labelled folder with class sub-folders only works as it is. ``load``: the
+    modality's ``(source, split)`` loader (images by default)."""
+    load = load or load_image_dataset
+    train = load(source, train_split)
     if test_split is not None:
         try:
-            return train, load_image_dataset(source, test_split)
+            return train, load(source, test_split)
         except MissingSplitError as error:
             raise MissingSplitError(
                 f"{error}. Name one of those as the test split (--test_split; --eval_split for finetune), or "
@@ -130,7 +134,7 @@ def load_evaluation_splits(source: str | None, train_split: str = "train", test_
             ) from None
     for name in ("test", "validation"):
         try:
-            return train, load_image_dataset(source, name)
+            return train, load(source, name)
         except MissingSplitError:
             continue
     if len(train) < 2:

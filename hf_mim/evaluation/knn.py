@@ -54,11 +54,13 @@ def knn_evaluate(encoder, train_dataset, test_dataset, ks=(20, 200), temperature
 
 def knn_accuracy_for_checkpoint(encoder, processor, data=None, k=20, max_train=None) -> float:
     """Convenience for the demo: kNN top-1 on ``data``'s train/test splits (bundled demo data by default)."""
-    from hf_mim.data import load_image_dataset, prepare_dataset, subset
+    from hf_mim.data import subset
+    from hf_mim.modalities import modality_for_config
 
-    train = load_image_dataset(data, "train")
+    modality = modality_for_config(encoder.config)
+    train = modality.load_dataset(data, "train")
     if max_train:
         train = subset(train, max_train)
-    train = prepare_dataset(train, processor, train=False, with_labels=True)
-    test = prepare_dataset(load_image_dataset(data, "test"), processor, train=False, with_labels=True)
+    train = modality.prepare_dataset(train, processor, train=False, with_labels=True)
+    test = modality.prepare_dataset(modality.load_dataset(data, "test"), processor, train=False, with_labels=True)
     return knn_evaluate(encoder, train, test, ks=(k,))[f"knn_top1_k{k}"]

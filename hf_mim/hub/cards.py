@@ -128,16 +128,21 @@ def results_table(results: dict, dataset: str | None) -> str:
     return markdown_table(rows, ("evaluation", "dataset", "metric", "value")) if rows else "Not evaluated yet."
 
 
-def usage_snippet(repo_id: str, method: str) -> str:
+def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor") -> str:
     """Runs as it is, with or without hf_mim installed (``trust_remote_code`` uses the files in the repository)."""
+    if "Video" in auto_processor:
+        header, inputs = "import numpy as np\n", "videos"
+        example = "videos = [np.zeros((16, 224, 224, 3), dtype=np.uint8)]  # your clips: [frames, height, width, rgb]\n"
+    else:
+        header, inputs = "from PIL import Image\n", "images"
+        example = 'images = [Image.open("image.jpg")]  # your images\n'
     return (
-        "from PIL import Image\n"
-        "from transformers import AutoImageProcessor, AutoModel\n\n"
+        f"{header}from transformers import {auto_processor}, AutoModel\n\n"
         "# the checkpoint's own code runs without hf_mim; with hf_mim, `import hf_mim` and trust_remote_code can go\n"
-        f'processor = AutoImageProcessor.from_pretrained("{repo_id}", trust_remote_code=True)\n'
+        f'processor = {auto_processor}.from_pretrained("{repo_id}", trust_remote_code=True)\n'
         f'encoder = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)  # {method} encoder, no masking\n'
-        'images = [Image.open("image.jpg")]  # your images\n'
-        'features = encoder(**processor(images, return_tensors="pt")).last_hidden_state'
+        f"{example}"
+        f'features = encoder(**processor({inputs}, return_tensors="pt")).last_hidden_state'
     )
 
 
@@ -161,11 +166,12 @@ def build_model_card(
     results = results or {}
     eval_dataset = eval_dataset or results.get("eval_dataset")
     eval_dataset = DEMO_DATASET if eval_dataset == "demo" else eval_dataset
-    is_classifier = any("ImageClassification" in name for name in (config.architectures or []))
+    modality = spec.data
+    is_classifier = any("Classification" in name for name in (config.architectures or []))
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="image-classification" if is_classifier else "image-feature-extraction",
-        tags=["hf_mim", "masked-image-modeling", spec.name, "vision", "self-supervised"],
+        pipeline_tag=modality.classification_pipeline if is_classifier else modality.feature_pipeline,
+        tags=["hf_mim", modality.tags[0], spec.name, *modality.tags[1:], "self-supervised"],
         license=license or spec.license or "other",
         datasets=[dataset] if dataset else None,
         model_name=repo_id.split("/")[-1],
@@ -182,7 +188,7 @@ def build_model_card(
         results_table=results_table(results, eval_dataset),
         reconstruction_image=reconstruction_image,
         reconstruction_source=reconstruction_source,
-        usage=usage_snippet(repo_id, spec.name),
+        usage=usage_snippet(repo_id, spec.name, modality.auto_processor),
         license_note=license_note(spec, license),
     )
 

@@ -94,7 +94,10 @@ def push_checkpoint(
                     continue
                 (shutil.copytree if path.is_dir() else shutil.copy2)(path, staging / path.name)
             image = None
-            if reconstructions and any("ForPreTraining" in a for a in (config.architectures or [])):
+            from hf_mim.modalities import modality_for_config
+
+            renders = modality_for_config(config).reconstruction_images
+            if reconstructions and renders and any("ForPreTraining" in a for a in (config.architectures or [])):
                 stage = "rendering the reconstruction image"
                 if reconstruction_image(folder, staging / "reconstructions.png", images=images):
                     image = "reconstructions.png"

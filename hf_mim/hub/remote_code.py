@@ -134,6 +134,8 @@ def method_bundle(spec) -> dict[str, str]:
 def method_auto_map(spec) -> dict[str, str]:
     auto_map = {}
     for auto_name, attribute in AUTO_CLASS_ATTRIBUTES.items():
+        if attribute == "classification_class":  # AutoModelForVideoClassification for video methods, ...
+            auto_name = spec.data.auto_classification
         cls = getattr(spec, attribute)
         if cls is not None:
             auto_map[auto_name] = f"{bundle_filename(cls.__module__)[:-3]}.{cls.__name__}"
@@ -178,13 +180,16 @@ def attach_remote_code(model, directory) -> None:
     _add_auto_map(Path(directory) / "config.json", method_auto_map(spec))
 
 
-def attach_processor_code(processor, directory) -> None:
-    """Called by ``MIMImageProcessor.save_pretrained``: add the processor's files and its ``auto_map`` entry."""
+def attach_processor_code(
+    processor, directory, auto_class: str = "AutoImageProcessor", filename: str = "preprocessor_config.json"
+) -> None:
+    """Called by the processors' ``save_pretrained``: add the processor's files and its ``auto_map`` entry
+    (``AutoVideoProcessor`` in ``video_preprocessor_config.json`` for video processors)."""
     cls = type(processor)
     write_bundle(bundle_files([cls.__module__]), directory)
-    path = Path(directory) / "preprocessor_config.json"
+    path = Path(directory) / filename
     if path.exists():
-        _add_auto_map(path, {"AutoImageProcessor": f"{bundle_filename(cls.__module__)[:-3]}.{cls.__name__}"})
+        _add_auto_map(path, {auto_class: f"{bundle_filename(cls.__module__)[:-3]}.{cls.__name__}"})
 
 
 def export_all(output_dir) -> list[Path]:

@@ -17,8 +17,17 @@ from hf_mim.layers.block import (
     drop_path_rates,
 )
 from hf_mim.layers.decoder import MAEDecoder
-from hf_mim.layers.patch_embed import PatchEmbed, is_plain_module, normalize_patches, patchify, to_2tuple, unpatchify
-from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d
+from hf_mim.layers.patch_embed import (
+    PatchEmbed,
+    TubeletEmbed,
+    is_plain_module,
+    normalize_patches,
+    patchify,
+    to_2tuple,
+    tubelet_patchify,
+    unpatchify,
+)
+from hf_mim.layers.pos_embed import POS_EMBED_LAYOUTS, sincos_1d, sincos_2d, sincos_3d, sinusoid_table
 
 __all__ = [
     "Attention",
@@ -33,6 +42,7 @@ __all__ = [
     "is_plain_module",
     "RelativePositionBias",
     "TransformerBlock",
+    "TubeletEmbed",
     "drop_path",
     "drop_path_rates",
     "eager_attention_forward",
@@ -42,6 +52,8 @@ __all__ = [
     "sincos_1d",
     "sincos_2d",
     "sincos_3d",
+    "sinusoid_table",
     "to_2tuple",
+    "tubelet_patchify",
     "unpatchify",
 ]

@@ -12,11 +12,14 @@ from hf_mim.masking.core import (
     restore_sequence,
 )
 from hf_mim.masking.generators import RandomMaskGenerator, SimMIMMaskGenerator
+from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator
 
 __all__ = [
     "MaskInfo",
     "RandomMaskGenerator",
+    "RunningCellMaskGenerator",
     "SimMIMMaskGenerator",
+    "TubeMaskGenerator",
     "check_mask",
     "gather_tokens",
     "mask_from_bool",

@@ -1,8 +1,9 @@
 """Image processing and data collators."""
 
 from hf_mim.processing.image_processing_mim import MIMImageProcessor
+from hf_mim.processing.video_processing_mim import MIMVideoProcessor
 
-__all__ = ["MIMImageProcessor", "processor_for_config"]
+__all__ = ["MIMImageProcessor", "MIMVideoProcessor", "processor_for_config"]
 
 
 def processor_for_config(config, **kwargs) -> MIMImageProcessor:

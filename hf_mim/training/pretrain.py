@@ -14,10 +14,8 @@ import torch
 from transformers import AutoConfig, AutoModelForPreTraining
 
 from hf_mim.data import (
-    IMAGE_COLUMN_CANDIDATES,
     DataError,
     MIMCollator,
-    find_column,
     load_evaluation_splits,
     load_image_dataset,
     prepare_dataset,
@@ -48,7 +46,7 @@ class PretrainArguments:
     validation_data: str | None = field(default=None, metadata={"help": "Separate validation source (same kinds)."})
     train_split: str = field(default="train", metadata={"help": "Split of --data to train on."})
     validation_split: str | None = field(default=None, metadata={"help": "Split of --data used for validation."})
-    image_column: str | None = field(default=None, metadata={"help": "Image column (auto-detected)."})
+    image_column: str | None = field(default=None, metadata={"help": "Image (or video) column (auto-detected)."})
     streaming: bool = field(default=False, metadata={"help": "Stream the training data (needs --max_steps)."})
     shuffle_buffer_size: int = field(
         default=10_000, metadata={"help": "With --streaming: shuffle shard order and a buffer of this many images (0: off)."}
@@ -57,6 +55,9 @@ class PretrainArguments:
     size: str = field(default="base", metadata={"help": "Config preset: base (paper), demo or tiny."})
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON of config fields, e.g. \'{"mask_ratio": 0.9, "image_size": 64}\'.'}
+    )
+    processor_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON of processor fields, e.g. \'{"frame_stride": 2}\' for video.'}
     )
     image_mean: list[float] | None = field(default=None, metadata={"help": "Per-channel mean (default: estimated)."})
     image_std: list[float] | None = field(default=None, metadata={"help": "Per-channel std (default: estimated)."})
@@ -116,44 +117,46 @@ def estimate_channel_stats(dataset, image_column: str, num_channels: int, limit:
     return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
 
 
-def build_model_and_processor(args: PretrainArguments, train_dataset, image_column: str):
+def build_model_and_processor(args: PretrainArguments, train_dataset, image_column: str | None = None):
+    """The model and processor ``args`` describe; what the data says (e.g. grayscale images -> one channel and
+    their statistics) comes from the method's modality (``spec.data.config_from_data``)."""
     spec = get_method(args.method)
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    processor_overrides = json.loads(args.processor_overrides) if args.processor_overrides else {}
     if args.model_name_or_path:
         check_config_fields(type(AutoConfig.from_pretrained(args.model_name_or_path)), overrides)
         model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
         try:
-            from transformers import AutoImageProcessor
-
-            processor = AutoImageProcessor.from_pretrained(args.model_name_or_path)
+            processor = spec.data.auto_class("processor").from_pretrained(args.model_name_or_path)
         except OSError:
-            processor = spec.make_processor(model.config)
+            processor = spec.make_processor(model.config, **processor_overrides)
         return spec, model, processor
-    if "num_channels" not in overrides:
-        overrides["num_channels"] = detect_num_channels(train_dataset, image_column)
-    config = spec.make_config(args.size, **overrides)
+    if (args.image_mean is None) != (args.image_std is None):
+        raise ValueError("give both --image_mean and --image_std")
     stats = {}
-    if args.image_mean is not None or args.image_std is not None:
-        if args.image_mean is None or args.image_std is None:
-            raise ValueError("give both --image_mean and --image_std")
+    if spec.data.config_from_data is not None:
+        from_data, stats = spec.data.config_from_data(
+            train_dataset, image_column, overrides, estimate_stats=args.image_mean is None
+        )
+        overrides = {**from_data, **overrides}
+    config = spec.make_config(args.size, **overrides)
+    if args.image_mean is not None:
         stats = {"image_mean": args.image_mean, "image_std": args.image_std}
-    elif config.num_channels != 3:
-        mean, std = estimate_channel_stats(train_dataset, image_column, config.num_channels)
-        stats = {"image_mean": mean, "image_std": std}
-    processor = spec.make_processor(config, **stats)
+    processor = spec.make_processor(config, **{**stats, **processor_overrides})
     model = spec.pretraining_class(config)
     return spec, model, processor
 
 
 def load_training_data(args: PretrainArguments, training_args: MIMTrainingArguments):
-    train = load_image_dataset(args.data, split=args.train_split, streaming=args.streaming)
+    spec = get_method(args.method)
+    train = spec.load_data(args.data, split=args.train_split, streaming=args.streaming)
     if args.max_train_samples is not None and not args.streaming:
         train = subset(train, args.max_train_samples)
     if args.streaming and training_args.max_steps <= 0:
         raise ValueError("streaming datasets have no length: set --max_steps")
     validation = None
     if args.validation_data is not None or args.validation_split is not None:
-        validation = load_image_dataset(
+        validation = spec.load_data(
             args.validation_data if args.validation_data is not None else args.data,
             split=args.validation_split or "train",
         )
@@ -187,11 +190,12 @@ def prepare_stream(train, args: PretrainArguments, training_args: MIMTrainingArg
 def probe_datasets(args: PretrainArguments, processor):
     """Small labelled train / test sets for the online probe: the source's test (or validation) split when it has
     one, else a held-out part of its train split."""
+    spec = get_method(args.method)
     source = args.probe_data if args.probe_data is not None else args.data
-    train, test = load_evaluation_splits(source)
-    return (
-        prepare_dataset(subset(train, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),
-        prepare_dataset(subset(test, args.probe_samples), processor, train=False, image_column=args.image_column, with_labels=True),
+    train, test = load_evaluation_splits(source, load=spec.load_data)
+    return tuple(
+        spec.prepare_data(subset(part, args.probe_samples), processor, train=False, column=args.image_column, with_labels=True)
+        for part in (train, test)
     )
 
 
@@ -219,20 +223,19 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     check_output_dir(training_args.output_dir)
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     train_raw, validation_raw = load_training_data(args, training_args)
-    image_column = find_column(train_raw, IMAGE_COLUMN_CANDIDATES, "image", explicit=args.image_column)
     seed_run(training_args)
-    spec, model, processor = build_model_and_processor(args, train_raw, image_column)
-    if args.streaming:  # after the channel detection above, which reads the first images unshuffled
+    spec, model, processor = build_model_and_processor(args, train_raw, args.image_column)
+    if args.streaming:  # after the channel detection in build_model_and_processor, which reads the first images
         train_raw = prepare_stream(train_raw, args, training_args)
     scale = (args.crop_scale_min, 1.0)
-    train = prepare_dataset(
-        train_raw, processor, image_column=args.image_column,
+    train = spec.prepare_data(
+        train_raw, processor, train=True, column=args.image_column,
         transform=spec.make_transform(processor, train=True, scale=scale),
     )
     validation = None
     if validation_raw is not None:
-        validation = prepare_dataset(
-            validation_raw, processor, image_column=args.image_column,
+        validation = spec.prepare_data(
+            validation_raw, processor, train=False, column=args.image_column,
             transform=spec.make_transform(processor, train=False, scale=scale),
         )
     collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()

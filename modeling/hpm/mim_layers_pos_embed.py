@@ -65,3 +65,15 @@ def sincos_3d(
     if cls_token:
         table = torch.cat([torch.zeros(1, dim), table], dim=0)
     return table
+
+
+def sinusoid_table(num_positions: int, dim: int) -> torch.Tensor:
+    """VideoMAE's 1-D table over the flattened (time, row, col) tubelet sequence, ``[num_positions, dim]``:
+    interleaved ``sin`` (even channels) / ``cos`` (odd channels) of ``p / 10000 ** (2 * (j // 2) / dim)``, as the
+    official VideoMAE / VideoMAE V2 ``get_sinusoid_encoding_table`` (and transformers' VideoMAE) compute it."""
+    exponent = 2 * (torch.arange(dim, dtype=torch.float64) // 2) / dim
+    angles = torch.arange(num_positions, dtype=torch.float64).reshape(-1, 1) / 10000.0**exponent
+    table = angles.clone()
+    table[:, 0::2] = angles[:, 0::2].sin()
+    table[:, 1::2] = angles[:, 1::2].cos()
+    return table.float()

@@ -86,6 +86,66 @@ class PatchEmbed(nn.Module):
         return nn.functional.linear(patches, self.proj.weight.flatten(1), self.proj.bias)
 
 
+class TubeletEmbed(nn.Module):
+    """Video patch embedding: a ``tubelet_size x p x p`` stride-equal ``Conv3d`` over ``[B, T, C, H, W]`` clips,
+    giving ``[B, (T/t)*(H/p)*(W/p), D]`` tokens in (time, row, col) raster order (VideoMAE's layout).
+
+    Not a :class:`PatchEmbed` subclass on purpose: VideoMAE initialises this convolution with PyTorch's default,
+    not with MAE's xavier rule."""
+
+    def __init__(self, image_size, patch_size: int, num_frames: int, tubelet_size: int, num_channels: int, hidden_size: int):
+        super().__init__()
+        if num_frames % tubelet_size:
+            raise ValueError(
+                f"num_frames {num_frames} is not divisible by tubelet_size {tubelet_size}: use a multiple of "
+                f"{tubelet_size} frames"
+            )
+        self.image_size = to_2tuple(image_size)
+        self.patch_size = to_2tuple(patch_size)
+        self.num_frames, self.tubelet_size, self.num_channels = num_frames, tubelet_size, num_channels
+        self.grid_size = (num_frames // tubelet_size, self.image_size[0] // self.patch_size[0], self.image_size[1] // self.patch_size[1])
+        self.num_patches = self.grid_size[0] * self.grid_size[1] * self.grid_size[2]
+        kernel = (tubelet_size, *self.patch_size)
+        self.proj = nn.Conv3d(num_channels, hidden_size, kernel_size=kernel, stride=kernel)
+
+    def check_input(self, pixel_values: torch.Tensor, allow_other_size: bool = False) -> tuple[int, int, int]:
+        """Validate a ``[B, T, C, H, W]`` clip and return its ``(T', H', W')`` tubelet grid."""
+        if pixel_values.ndim != 5:
+            raise ValueError(
+                f"pixel_values must be a video batch [batch, frames, channels, height, width], got "
+                f"{tuple(pixel_values.shape)} (the video processor returns this layout)"
+            )
+        _, frames, channels, height, width = pixel_values.shape
+        if channels != self.num_channels:
+            raise ValueError(f"pixel_values has {channels} channel(s) but the model expects {self.num_channels}")
+        if frames % self.tubelet_size:
+            raise ValueError(
+                f"{frames} frames are not divisible by the tubelet size {self.tubelet_size}: sample a multiple of "
+                f"{self.tubelet_size} frames"
+            )
+        if (frames, height, width) != (self.num_frames, *self.image_size):
+            raise ValueError(
+                f"clip of {frames} frames of {height}x{width} does not match the model ({self.num_frames} frames of "
+                f"{self.image_size[0]}x{self.image_size[1]}); process the clips with the model's video processor"
+            )
+        return self.grid_size
+
+    def forward(self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.proj(pixel_values.transpose(1, 2)).flatten(2).transpose(1, 2)
+        return tokens if ids_keep is None else gather_tokens(tokens, ids_keep)
+
+
+def tubelet_patchify(pixel_values: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """``[B, T, C, H, W] -> [B, L, t*p*p, C]``: the pixels of each tubelet, (time, row, col) inside it and the
+    channel last, the layout of VideoMAE's ``b c (t p0) (h p1) (w p2) -> b (t h w) (p0 p1 p2) c`` target."""
+    batch, frames, channels, height, width = pixel_values.shape
+    x = pixel_values.reshape(
+        batch, frames // tubelet_size, tubelet_size, channels, height // patch_size, patch_size, width // patch_size, patch_size
+    )
+    x = x.permute(0, 1, 4, 6, 2, 5, 7, 3)
+    return x.reshape(batch, -1, tubelet_size * patch_size * patch_size, channels)
+
+
 def patchify(pixel_values: torch.Tensor, patch_size: int) -> torch.Tensor:
     """``[B, C, H, W] -> [B, L, p*p*C]``; within a patch the order is (row, col, channel), channel fastest,
     exactly as the official MAE ``patchify``."""

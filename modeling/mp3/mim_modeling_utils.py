@@ -319,7 +319,7 @@ class MIMViTModel(MIMPreTrainedModel):
     def __init__(self, config: MIMViTConfig, use_mask_token: bool = False):
         super().__init__(config)
         dim = config.hidden_size
-        self.patch_embed = PatchEmbed(config.image_size, config.patch_size, config.num_channels, dim)
+        self.patch_embed = self.build_patch_embed(config)
         self.num_prefix_tokens = int(config.use_cls_token)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.use_cls_token else None
         self.pos_embed = None
@@ -354,6 +354,11 @@ class MIMViTModel(MIMPreTrainedModel):
         )
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.post_init()
+
+    @staticmethod
+    def build_patch_embed(config) -> nn.Module:
+        """The input embedding (a video encoder returns a tubelet embedding here)."""
+        return PatchEmbed(config.image_size, config.patch_size, config.num_channels, config.hidden_size)
 
     # ------------------------------------------------------------------ init
     def sincos_table(self, grid_size=None) -> torch.Tensor:
@@ -509,7 +514,7 @@ class MIMViTModel(MIMPreTrainedModel):
             mask_info = None
             if ids_keep is None:
                 mask_info = self.compute_mask(
-                    batch, grid[0] * grid[1], pixel_values.device, noise, bool_masked_pos, mask_ratio
+                    batch, math.prod(grid), pixel_values.device, noise, bool_masked_pos, mask_ratio
                 )
                 ids_keep = None if mask_info is None else mask_info.ids_keep
             elif noise is not None or bool_masked_pos is not None:

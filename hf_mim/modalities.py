@@ -1,0 +1,120 @@
+"""What differs between input modalities, one :class:`Modality` per kind of data.
+
+A method's :class:`~hf_mim.registry.MethodSpec` names its modality ("image", "video", ...); the CLI, the Trainer
+path, the evaluation commands, the model cards, the push and the remote-code export ask the modality (through the
+spec) how to load and prepare data, which transformers Auto class loads the saved processor and which Hub pipeline
+tags describe the model, so none of them switches on method names. Data modules are imported lazily, so a
+modality whose optional dependency is missing (PyAV for video) costs nothing until it is used.
+"""
+
+import importlib
+from dataclasses import dataclass
+
+
+def _lazy(path: str):
+    """``"module:function"`` -> a callable that imports the function on first use."""
+    module_name, name = path.split(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module_name), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+@dataclass(frozen=True)
+class Modality:
+    """name: "image", "video", ...
+
+    load_dataset: ``(source, split, streaming=False) -> datasets.Dataset`` (None/"demo" = the generated or bundled
+    demo set). prepare_dataset: ``(dataset, processor, train, column=None, label_column=None, with_labels=False,
+    transform=None) -> dataset`` yielding ``pixel_values`` (and ``labels``). build_transform: ``(processor, train,
+    scale) -> callable`` the default per-sample transform. config_from_data: optional ``(dataset, column,
+    overrides, estimate_stats) -> (config overrides,
+    processor overrides)`` read from the data (e.g. grayscale images -> one
+    channel and their statistics). auto_processor / auto_classification: the transformers Auto classes for the
+    saved processor and the classification head. processor_file: the processor's JSON file name.
+    feature_pipeline / classification_pipeline: Hub pipeline tags. tags: Hub tags added to every card.
+    reconstruction_images: whether ``hf-mim push`` can render a reconstruction grid for this modality.
+    """
+
+    name: str
+    load_dataset: object
+    prepare_dataset: object
+    build_transform: object
+    config_from_data: object = None
+    auto_processor: str = "AutoImageProcessor"
+    auto_classification: str = "AutoModelForImageClassification"
+    processor_file: str = "preprocessor_config.json"
+    feature_pipeline: str = "image-feature-extraction"
+    classification_pipeline: str = "image-classification"
+    tags: tuple[str, ...] = ("masked-image-modeling", "vision")
+    reconstruction_images: bool = True
+
+    def auto_class(self, kind: str):
+        """The transformers Auto class for ``kind`` ("processor" or "classification")."""
+        import transformers
+
+        return getattr(transformers, self.auto_processor if kind == "processor" else self.auto_classification)
+
+
+def _image_config_from_data(dataset, column, overrides, estimate_stats=True):
+    from hf_mim.data import IMAGE_COLUMN_CANDIDATES, find_column
+    from hf_mim.training.pretrain import detect_num_channels, estimate_channel_stats
+
+    column = find_column(dataset, IMAGE_COLUMN_CANDIDATES, "image", explicit=column)
+    config_overrides, processor_overrides = {}, {}
+    channels = overrides.get("num_channels") or detect_num_channels(dataset, column)
+    config_overrides["num_channels"] = channels
+    if channels != 3 and estimate_stats:
+        mean, std = estimate_channel_stats(dataset, column, channels)
+        processor_overrides = {"image_mean": mean, "image_std": std}
+    return config_overrides, processor_overrides
+
+
+def _image_prepare(dataset, processor, train=True, column=None, label_column=None, with_labels=False, transform=None, scale=(0.2, 1.0)):
+    from hf_mim.data import prepare_dataset
+
+    return prepare_dataset(dataset, processor, train=train, image_column=column, label_column=label_column,
+                           with_labels=with_labels, scale=scale, transform=transform)
+
+
+MODALITIES = {
+    "image": Modality(
+        name="image",
+        load_dataset=_lazy("hf_mim.data:load_image_dataset"),
+        prepare_dataset=_image_prepare,
+        build_transform=_lazy("hf_mim.data:build_transform"),
+        config_from_data=_image_config_from_data,
+    ),
+    "video": Modality(
+        name="video",
+        load_dataset=_lazy("hf_mim.data.video:load_video_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.video:prepare_video_dataset"),
+        build_transform=_lazy("hf_mim.data.video:build_video_transform"),
+        auto_processor="AutoVideoProcessor",
+        auto_classification="AutoModelForVideoClassification",
+        processor_file="video_preprocessor_config.json",
+        feature_pipeline="video-classification",
+        classification_pipeline="video-classification",
+        tags=("masked-video-modeling", "video"),
+        reconstruction_images=False,
+    ),
+}
+
+
+def get_modality(name: str) -> Modality:
+    if name not in MODALITIES:
+        raise ValueError(f"unknown modality {name!r}; available: {', '.join(sorted(MODALITIES))}")
+    return MODALITIES[name]
+
+
+def modality_for_config(config) -> Modality:
+    """The modality of an hf_mim config; image for anything else (e.g. a transformers ViT used as a baseline)."""
+    from hf_mim.registry import discover, method_for_config
+
+    discover()
+    try:
+        return method_for_config(config).data
+    except ValueError:
+        return MODALITIES["video"] if "video" in str(getattr(config, "model_type", "")) else MODALITIES["image"]
