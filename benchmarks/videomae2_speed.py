@@ -7,10 +7,12 @@ import json
 import torch
 
 torch.set_num_threads(1)
+from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
 import hf_mim  # noqa: E402
 from hf_mim.bench import interleaved_times, saved_activation_bytes, training_step_fn
 from hf_mim.models.videomae2 import convert_videomae2 as convert
-from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
 cfg = dict(image_size=64, patch_size=8, num_frames=16, tubelet_size=2, hidden_size=192, num_hidden_layers=4,
            num_attention_heads=3, intermediate_size=768, decoder_hidden_size=192, decoder_num_hidden_layers=4,
            decoder_num_attention_heads=3, decoder_intermediate_size=768)

@@ -43,6 +43,14 @@ def images_gray32():
     return real_images(8, 32, 1)
 
 
+def pixels_for(spec, config, images: torch.Tensor) -> torch.Tensor:
+    """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
+    ``config.num_frames`` frames (each image drifting by a pixel per frame), so generic tests run on every modality."""
+    if spec.modality != "video":
+        return images
+    return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
+
+
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a
 # checkpoint (its remote-code bundle) can be used
 BLOCK_HF_MIM = (

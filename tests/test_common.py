@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import hf_mim
 from hf_mim.layers import Attention, CrossAttention, RelativePositionBias, drop_path_rates
+from tests.conftest import pixels_for
 
 METHODS = sorted(hf_mim.registry.discover())
 
@@ -89,9 +90,8 @@ def test_meta_construction_weight_init_and_tuple_outputs(method, images_rgb32):
         for key, buffer in model.named_buffers():
             assert torch.equal(buffer, buffers[key]), f"{name}.{key} is not rebuilt by _init_weights"
 
-        inputs = spec.make_inputs(reference, images_rgb32[:4]) if cls is spec.pretraining_class else {
-            "pixel_values": images_rgb32[:4]
-        }
+        pixels = pixels_for(spec, config, images_rgb32[:4])
+        inputs = spec.make_inputs(reference, pixels) if cls is spec.pretraining_class else {"pixel_values": pixels}
         as_dict = run(reference, inputs, output_hidden_states=True)
         as_tuple = run(reference, inputs, output_hidden_states=True, return_dict=False)
         assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_dict.to_tuple()), name
@@ -133,7 +133,7 @@ def test_hidden_states_attentions_and_sdpa_equal_eager(method, images_rgb32):
         for module in model.modules():  # exercise the attention-bias path too (the table starts at zero)
             if isinstance(module, RelativePositionBias):
                 torch.nn.init.normal_(module.relative_position_bias_table, std=0.5)
-    inputs = spec.make_inputs(model, images_rgb32[:4])
+    inputs = spec.make_inputs(model, pixels_for(spec, model.config, images_rgb32[:4]))
     plain = run(model, inputs)
     eager = run(model, inputs, output_hidden_states=True, output_attentions=True)
     assert plain.hidden_states is None and plain.attentions is None

@@ -21,7 +21,7 @@ from hf_mim.evaluation.probe import LinearProbe, linear_probe_accuracy
 from hf_mim.evaluation.visualize import reconstruct, reconstruction_grid
 from hf_mim.training import MIMTrainer
 from hf_mim.training.callbacks import OnlineProbeCallback, ReconstructionImageCallback
-from tests.conftest import tiny_config
+from tests.conftest import pixels_for, tiny_config
 
 
 def clusters(n_per_class=40, classes=4, dim=16, spread=0.05, seed=0):
@@ -196,13 +196,14 @@ def test_classification_heads_start_as_in_mae_fine_tuning(method, images_gray32)
     """Official MAE fine-tuning: head weight trunc-normal(std 2e-5), zero bias, so the first loss is ln(classes)
     (with xavier it was ~3.0 > ln 10 and short LoRA runs ended below chance)."""
     spec = hf_mim.get_method(method)
-    model = spec.classification_class(spec.make_config("tiny", num_channels=1, num_labels=10)).eval()
+    config = spec.make_config("tiny", num_channels=1, num_labels=10)
+    model = spec.classification_class(config).eval()
     heads = [m for m in model.modules() if isinstance(m, hf_mim.modeling_utils.ClassificationHead)]
     assert heads
     for head in heads:
         assert 1.5e-5 < head.weight.std().item() < 2.5e-5 and not head.bias.any()
     with torch.no_grad():
-        loss = model(pixel_values=images_gray32, labels=torch.arange(8)).loss
+        loss = model(pixel_values=pixels_for(spec, config, images_gray32), labels=torch.arange(8)).loss
     assert abs(loss.item() - math.log(10)) < 1e-3
 
 

@@ -14,7 +14,7 @@ from hf_mim.masking import (
     mask_from_noise,
     restore_sequence,
 )
-from tests.conftest import tiny_config
+from tests.conftest import pixels_for, tiny_config
 
 
 def test_random_masking_has_exact_mae_counts():
@@ -117,7 +117,7 @@ def test_masks_that_hide_nothing_or_everything_or_are_not_bool_are_refused(metho
     tensor was read as a mask through .bool()."""
     spec = hf_mim.get_method(method)
     model = spec.pretraining_class(tiny_config(method)).eval()
-    inputs, length = unmasked_inputs(spec, model, images_rgb32[:2])
+    inputs, length = unmasked_inputs(spec, model, pixels_for(spec, model.config, images_rgb32[:2]))
     for mask, problem in (
         (torch.zeros(2, length, dtype=torch.bool), "hides no patch"),
         (torch.ones(2, length, dtype=torch.bool), "hides every patch"),
@@ -136,7 +136,7 @@ def test_mask_ratio_zero_is_refused(method, images_rgb32):
     except ValueError as error:  # refused by the config: fine
         assert "mask_ratio" in str(error)
         return
-    inputs, length = unmasked_inputs(spec, model, images_rgb32[:2])
+    inputs, length = unmasked_inputs(spec, model, pixels_for(spec, model.config, images_rgb32[:2]))
     with pytest.raises(ValueError, match="mask"), torch.no_grad():
         model(**inputs)
     if "noise" in inspect.signature(model.forward).parameters:  # given noise does not bypass the ratio

@@ -75,12 +75,18 @@ def test_remote_code_loads_where_hf_mim_is_not_installed(method, tmp_path, image
     auto_map = json.loads((checkpoint / "config.json").read_text())["auto_map"]
     assert set(auto_map) >= {"AutoConfig", "AutoModel", "AutoModelForPreTraining"}
     inputs = spec.make_inputs(model, images_rgb32)
-    with torch.no_grad():
-        reference = {"loss": model(**inputs).loss, "features": model.encoder(pixel_values=images_rgb32)[0]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-exact comparison across processes: one thread on both sides, whatever the load
+    try:
+        with torch.no_grad():
+            reference = {"loss": model(**inputs).loss, "features": model.encoder(pixel_values=images_rgb32)[0]}
+    finally:
+        torch.set_num_threads(threads)
     torch.save({"images": images_rgb32, "inputs": inputs, **reference}, tmp_path / "reference.pt")
     script = textwrap.dedent(
         f"""
         import torch
+        torch.set_num_threads(1)
         try:
             import hf_mim
             raise SystemExit("hf_mim must not be importable here")

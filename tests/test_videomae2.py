@@ -106,10 +106,12 @@ def test_converters_round_trip_random_state_dicts():
 def test_bad_inputs_get_clear_errors():
     model = tiny()
     pixel_values = clips()
-    with pytest.raises(ValueError, match="hide some but not all"):
+    with pytest.raises(ValueError, match="hides no patch"):
         model(pixel_values, bool_masked_pos=torch.zeros(2, 32, dtype=torch.bool))
-    with pytest.raises(ValueError, match="hide some but not all"):
+    with pytest.raises(ValueError, match="hides every patch"):
         model(pixel_values, bool_masked_pos=torch.ones(2, 32, dtype=torch.bool))
+    with pytest.raises(ValueError, match="must be a bool tensor"):
+        model(pixel_values, bool_masked_pos=torch.rand(2, 32))
     with pytest.raises(ValueError, match="5 frames are not divisible by the tubelet size 2"):
         model(torch.randn(1, 5, 3, 32, 32))
     with pytest.raises(ValueError, match="num_frames 5 is not divisible by tubelet_size 2"):
@@ -199,7 +201,7 @@ def test_remote_code_and_card_for_a_video_checkpoint(tmp_path):
         f"""
         import torch
         from transformers import AutoModelForPreTraining, AutoVideoProcessor
-        ref = torch.load({str(tmp_path / "reference.pt")!r})
+        ref = torch.load({str(tmp_path / "reference.pt")!r}, weights_only=True)
         model = AutoModelForPreTraining.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
         processor = AutoVideoProcessor.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
         with torch.no_grad():

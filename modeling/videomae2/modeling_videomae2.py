@@ -24,7 +24,7 @@ from transformers.utils.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT
 from .mim_layers_decoder import MAEDecoder
 from .mim_layers_patch_embed import TubeletEmbed, tubelet_patchify
 from .mim_layers_pos_embed import sinusoid_table
-from .mim_masking_core import gather_tokens
+from .mim_masking_core import check_mask, gather_tokens
 from .mim_masking_video import RunningCellMaskGenerator, TubeMaskGenerator
 from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
 from .configuration_videomae2 import Videomae2Config
@@ -161,12 +161,10 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
         batch, length = pixel_values.shape[0], self.config.num_patches
         if bool_masked_pos is None:
             bool_masked_pos = self.tube_mask(batch, self.mask_rng, pixel_values.device)
-        bool_masked_pos = bool_masked_pos.to(pixel_values.device).bool()
+        bool_masked_pos = bool_masked_pos.to(pixel_values.device)
         if bool_masked_pos.shape != (batch, length):
             raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}] for a {grid} grid, got {tuple(bool_masked_pos.shape)}")
-        hidden = bool_masked_pos.sum(1)
-        if bool((hidden == 0).any()) or bool((hidden == length).any()):
-            raise ValueError("bool_masked_pos must hide some but not all cubes of every clip")
+        check_mask(bool_masked_pos)  # bool, hiding some but not all cubes of every clip
         if decoder_mask is None and self.decoder_mask_generator is not None:
             decoder_mask = self.decoder_mask_generator(batch, self.mask_rng, pixel_values.device)
         decoder_visible = bool_masked_pos if decoder_mask is None else ~decoder_mask.to(pixel_values.device).bool()

@@ -22,7 +22,7 @@ from transformers.utils.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT
 from hf_mim.layers.decoder import MAEDecoder
 from hf_mim.layers.patch_embed import TubeletEmbed, tubelet_patchify
 from hf_mim.layers.pos_embed import sinusoid_table
-from hf_mim.masking.core import gather_tokens
+from hf_mim.masking.core import check_mask, gather_tokens
 from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator
 from hf_mim.modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
 from hf_mim.models.videomae2.configuration_videomae2 import Videomae2Config
@@ -159,12 +159,10 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
         batch, length = pixel_values.shape[0], self.config.num_patches
         if bool_masked_pos is None:
             bool_masked_pos = self.tube_mask(batch, self.mask_rng, pixel_values.device)
-        bool_masked_pos = bool_masked_pos.to(pixel_values.device).bool()
+        bool_masked_pos = bool_masked_pos.to(pixel_values.device)
         if bool_masked_pos.shape != (batch, length):
             raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}] for a {grid} grid, got {tuple(bool_masked_pos.shape)}")
-        hidden = bool_masked_pos.sum(1)
-        if bool((hidden == 0).any()) or bool((hidden == length).any()):
-            raise ValueError("bool_masked_pos must hide some but not all cubes of every clip")
+        check_mask(bool_masked_pos)  # bool, hiding some but not all cubes of every clip
         if decoder_mask is None and self.decoder_mask_generator is not None:
             decoder_mask = self.decoder_mask_generator(batch, self.mask_rng, pixel_values.device)
         decoder_visible = bool_masked_pos if decoder_mask is None else ~decoder_mask.to(pixel_values.device).bool()
