@@ -13,10 +13,28 @@ logger = logging.getLogger("hf_mim")
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    import transformers
+    """Log hf_mim at INFO and transformers at WARNING, without importing transformers (``--help`` stays instant):
+    transformers reads ``TRANSFORMERS_VERBOSITY`` when it first logs; a value the user set is kept."""
+    import os
 
-    transformers.utils.logging.set_verbosity_warning()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if "TRANSFORMERS_VERBOSITY" not in os.environ:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "warning"
+        if "transformers" in sys.modules:  # already imported (hf_mim.cli.main called from Python)
+            sys.modules["transformers"].utils.logging.set_verbosity_warning()
+
+
+def _parse(parser, argv: list[str]):
+    """Parse a command's arguments, then register every method with the transformers Auto classes: the console
+    script defers that (see ``hf_mim/__init__.py``) so that ``--help`` and argument errors come back at once."""
+    if hasattr(parser, "parse_args_into_dataclasses"):
+        parsed = parser.parse_args_into_dataclasses(argv)
+    else:
+        parsed = parser.parse_args(argv)
+    from hf_mim.registry import discover
+
+    discover()
+    return parsed
 
 
 def _peek(argv: list[str], flag: str, default: str) -> str:
@@ -40,7 +58,7 @@ def cmd_pretrain(argv: list[str]) -> None:
     spec = get_method(method)
     parser = HfArgumentParser((PretrainArguments, MIMTrainingArguments), prog="hf-mim pretrain")
     parser.set_defaults(output_dir=f"outputs/{spec.name}", **spec.training_defaults)
-    args, training_args = parser.parse_args_into_dataclasses(argv)
+    args, training_args = _parse(parser, argv)
     trainer, result = pretrain(args, training_args)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     if losses:
@@ -68,7 +86,7 @@ def cmd_demo(argv: list[str]) -> None:
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--knn_train_samples", type=int, default=None, help="cap the kNN memory bank (default: all)")
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
 
     import torch
 
@@ -139,7 +157,7 @@ def cmd_visualize(argv: list[str]) -> None:
     parser.add_argument("--mask_ratio", type=float, default=None)
     parser.add_argument("--max_images", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
     from hf_mim.evaluation.visualize import visualize_checkpoint
 
     path = visualize_checkpoint(
@@ -211,7 +229,7 @@ def cmd_knn(argv: list[str]) -> None:
     parser = _frozen_eval_parser("hf-mim knn", cmd_knn.__doc__)
     parser.add_argument("--k", type=int, nargs="+", default=[20, 200])
     parser.add_argument("--temperature", type=float, default=0.07)
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
     from hf_mim.evaluation.knn import knn_evaluate
 
     encoder, train, test = _frozen_eval_data(options)
@@ -225,7 +243,7 @@ def cmd_probe(argv: list[str]) -> None:
     parser = _frozen_eval_parser("hf-mim probe", cmd_probe.__doc__)
     parser.add_argument("--epochs", type=int, default=90)
     parser.add_argument("--base_lr", type=float, default=0.1)
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
     from hf_mim.evaluation.probe import linear_probe_evaluate
 
     encoder, train, test = _frozen_eval_data(options)
@@ -250,7 +268,7 @@ def cmd_finetune(argv: list[str]) -> None:
     )
     if argv and not argv[0].startswith("-"):  # positional checkpoint
         argv = ["--checkpoint", argv[0], *argv[1:]]
-    args, training_args = parser.parse_args_into_dataclasses(argv)
+    args, training_args = _parse(parser, argv)
     _, metrics = finetune(args, training_args)
     _report({k: v for k, v in metrics.items() if k.startswith("eval_")}, args.output, args.data)
     out = Path(training_args.output_dir)
@@ -276,7 +294,7 @@ def cmd_push(argv: list[str]) -> None:
     parser.add_argument("--revision", default=None)
     parser.add_argument("--token", default=None)
     parser.add_argument("--no_reconstructions", action="store_true")
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
     from hf_mim.hub.push import push_checkpoint
 
     url = push_checkpoint(
@@ -292,15 +310,19 @@ def cmd_convert(argv: list[str]) -> None:
     MIM) into hf_mim checkpoints, or an hf_mim MAE into transformers ViTMAEForPreTraining (--to transformers)."""
     import json
 
-    from hf_mim.hub.convert import FORMATS
-
     parser = argparse.ArgumentParser(prog="hf-mim convert", description=cmd_convert.__doc__)
     parser.add_argument("source", help="a .pth / .pt / .bin / .safetensors file or a checkpoint folder")
     parser.add_argument("output_dir")
-    parser.add_argument("--from", dest="source_format", default="auto", choices=["auto", *sorted(FORMATS)])
+    parser.add_argument("--from", dest="source_format", default="auto",
+                        help="checkpoint layout: auto (detected from the keys) or one of hf_mim.hub.convert.FORMATS: "
+                        "mae-official, timm-mae, simmim-official, transformers-vitmae, transformers-vit-mim")
     parser.add_argument("--to", dest="target", default="hf_mim", choices=["hf_mim", "transformers"])
     parser.add_argument("--config", default=None, help='JSON config overrides, e.g. \'{"num_attention_heads": 12}\'')
-    options = parser.parse_args(argv)
+    options = _parse(parser, argv)
+    from hf_mim.hub.convert import FORMATS
+
+    if options.source_format not in ("auto", *FORMATS):
+        parser.error(f"--from {options.source_format!r}: choose auto or one of {', '.join(sorted(FORMATS))}")
     if options.target == "transformers":
         from transformers import AutoModelForPreTraining
 

@@ -19,6 +19,41 @@ def test_help_lists_commands(capsys):
     assert main(["nope"]) == 2
 
 
+def _console_script(*args: str, cwd=None):
+    """Run hf_mim's CLI in a fresh interpreter the way the ``hf-mim`` console script does (argv[0] is "hf-mim")
+    and report which heavy libraries it imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv = ['hf-mim', *sys.argv[1:]]\n"
+        "from hf_mim.cli import main\n"
+        "try:\n    rc = main()\nexcept SystemExit as exit:\n    rc = exit.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'datasets'})\n"
+        "print('HEAVY', ','.join(heavy)); sys.exit(rc)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["knn", "--help"], ["nope"], ["visualize"]])
+def test_console_script_help_and_argument_errors_import_nothing_heavy(args):
+    result = _console_script(*args)
+    assert result.stdout.strip().endswith("HEAVY"), (result.stdout[-300:], result.stderr[-300:])
+    assert result.returncode == (0 if "--help" in args else 2)
+
+
+def test_console_script_registers_methods_once_a_command_runs(tmp_path):
+    from hf_mim.models.mae import MAEConfig, MAEForPreTraining
+
+    config = MAEConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, decoder_hidden_size=16, decoder_num_hidden_layers=1,
+                       decoder_num_attention_heads=2, decoder_intermediate_size=32)
+    MAEForPreTraining(config).save_pretrained(tmp_path / "mae")
+    result = _console_script("convert", str(tmp_path / "mae"), str(tmp_path / "vitmae"), "--to", "transformers")
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "ViTMAEForPreTraining" in result.stdout and (tmp_path / "vitmae" / "model.safetensors").exists()
+
+
 def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     common = [
@@ -190,3 +225,15 @@ def test_short_runs_leave_checkpoints_to_resume_from_by_default(tmp_path):
     main(["pretrain", "--method", "mae", "--size", "tiny", "--output_dir", str(out), "--max_steps", "10",
           "--per_device_train_batch_size", "4", "--max_train_samples", "40", "--disable_tqdm", "true"])
     assert sorted(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*")) == [8, 9, 10]  # save_total_limit 3
+
+
+def test_convert_help_names_every_format(capsys):
+    from hf_mim.hub.convert import FORMATS
+
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    help_text = "".join(capsys.readouterr().out.split())  # argparse may wrap inside a hyphenated name
+    assert all(name in help_text for name in FORMATS)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "a", "b", "--from", "nope"])
+    assert exit_info.value.code == 2 and "--from 'nope'" in capsys.readouterr().err
