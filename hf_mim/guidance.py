@@ -12,11 +12,10 @@ clip decoded from ``sqrt(1 - alpha_bar) * x0_hat + (1 - sqrt(1 - alpha_bar)) * x
 The official code re-runs its UNet with gradients (``unet_noise_pred`` here) and crops its try-on latents before
 decoding (a task-specific step left to the user's ``decode``).
 
-A fresh mask per call matters: with the mask held fixed, gradient steps learn to fool that one mask (the energy
-drops while the flicker does not), whereas an energy averaged over masks only drops when every cube is predictable
-from its neighbours, i.e. when the clip is coherent. Masks come from a seeded ``torch.Generator``, so a run is
-reproducible. The frozen MAE must have a temporal prior, i.e. be pre-trained on videos like the ones guided
-(benchmarks/guidance_flicker.py trains one on the demo clips in about a minute).
+A fresh mask per call (as the official code draws one) makes the energy an unbiased estimate of the loss over
+masks, so repeated steps cannot specialise to one mask; masks come from a seeded ``torch.Generator``, so a run is
+reproducible. The frozen MAE must have a temporal prior, i.e. be pre-trained on videos like the ones guided, with
+masks like the guidance's (benchmarks/guidance_flicker.py trains one on generated object clips).
 
 Example: a plain DDIM-style loop (runs as written; ``denoise`` stands in for a UNet, ``decode`` for a VAE)::
 
