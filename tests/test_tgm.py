@@ -153,6 +153,9 @@ def test_explicit_mask_overrides_the_text_guided_one_and_bad_inputs_get_clear_er
     batch = collator([{"pixel_values": torch.zeros(4, 3, 32, 32), "caption": c} for c in CAPTIONS])
     assert set(batch) == {"pixel_values", "input_ids", "attention_mask"}
     assert torch.equal(batch["input_ids"], model.tokenize(CAPTIONS)["input_ids"])
+    other = SPEC.pretraining_class(SPEC.make_config("tiny", contrastive_weight=1.0), clip_model=tiny_clip(projection_dim=8))
+    with pytest.raises(ValueError, match="CLIP embeds into 8 dimensions but clip_projection_dim is 16: set clip_projection_dim=8"):
+        other.tokenize(CAPTIONS)
     with pytest.raises(ValueError, match="tgm has no config field"):
         SPEC.make_config("tiny", mask_ration=0.5)
 

@@ -147,14 +147,14 @@ class TGMForPreTraining(TeacherHolderMixin, Videomae2ForPreTraining):
     def clip(self):
         """The frozen CLIP (a :class:`~hf_mim.teacher.FrozenTeacher` around a transformers ``CLIPModel``)."""
         clip = self.get_teacher("clip_model")
-        if clip.image_size is None:
-            clip.image_size = clip.model.config.vision_config.image_size
+        if clip.image_size is None:  # first use: check the CLIP against the config once
             width = clip.model.config.projection_dim
             if self.video_projection is not None and width != self.config.clip_projection_dim:
                 raise ValueError(
                     f"the CLIP embeds into {width} dimensions but clip_projection_dim is "
                     f"{self.config.clip_projection_dim}: set clip_projection_dim={width}"
                 )
+            clip.image_size = clip.model.config.vision_config.image_size
         return clip
 
     @property
