@@ -311,7 +311,10 @@ class MIMCollator:
         batch = {}
         for key in good[0]:
             values = [s[key] for s in good]
-            batch[key] = torch.stack(values) if torch.is_tensor(values[0]) else torch.as_tensor(values)
+            if isinstance(values[0], str):  # text (captions) stays a list for a method's collator to tokenize
+                batch[key] = values
+            else:
+                batch[key] = torch.stack(values) if torch.is_tensor(values[0]) else torch.as_tensor(values)
         if self.mask_generator is not None:
             batch["bool_masked_pos"] = self.mask_generator(len(good), generator=self.generator)
         return batch

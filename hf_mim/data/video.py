@@ -102,10 +102,11 @@ def build_video_transform(processor, train: bool = True, scale=(0.2, 1.0)):
 
 class VideoTransform:
     """``dataset.set_transform`` function: video column -> ``pixel_values [T, C, H, W]`` (None when the file
-    cannot be decoded; the collator drops and counts those), label column -> ``labels`` when asked for."""
+    cannot be decoded; the collator drops and counts those), label column -> ``labels`` when asked for, caption
+    column -> ``caption`` (text) when given."""
 
-    def __init__(self, transform, column: str, num_frames: int, frame_stride: int, train: bool, label_column=None):
-        self.transform, self.column, self.label_column = transform, column, label_column
+    def __init__(self, transform, column: str, num_frames: int, frame_stride: int, train: bool, label_column=None, caption_column=None):
+        self.transform, self.column, self.label_column, self.caption_column = transform, column, label_column, caption_column
         self.num_frames, self.frame_stride, self.train = num_frames, frame_stride, train
 
     def clip(self, value) -> torch.Tensor | None:
@@ -124,11 +125,14 @@ class VideoTransform:
         out = {"pixel_values": [self.clip(value) for value in batch[self.column]]}
         if self.label_column is not None:
             out["labels"] = batch[self.label_column]
+        if self.caption_column is not None:
+            out["caption"] = batch[self.caption_column]
         return out
 
 
-def prepare_video_dataset(dataset, processor, train=True, column=None, label_column=None, with_labels=False, transform=None, scale=(0.2, 1.0)):
-    """Attach the clip sampler and transform lazily (decoding happens in the data loader)."""
+def prepare_video_dataset(dataset, processor, train=True, column=None, label_column=None, with_labels=False, transform=None, scale=(0.2, 1.0), caption_column=None):
+    """Attach the clip sampler and transform lazily (decoding happens in the data loader); ``caption_column``
+    (see :func:`add_captions`) adds each clip's caption."""
     column = find_column(dataset, VIDEO_COLUMN_CANDIDATES, "video", explicit=column)
     label_column = find_column(dataset, LABEL_COLUMN_CANDIDATES, "label", explicit=label_column) if with_labels else None
     features = dataset.features or {}
@@ -138,12 +142,38 @@ def prepare_video_dataset(dataset, processor, train=True, column=None, label_col
         dataset = dataset.cast_column(column, Video(decode=False))
     video_transform = VideoTransform(
         transform or build_video_transform(processor, train=train, scale=scale), column, processor.num_frames,
-        processor.frame_stride, train, label_column,
+        processor.frame_stride, train, label_column, caption_column,
     )
     if isinstance(dataset, IterableDataset):
         return dataset.map(video_transform, batched=True, remove_columns=list(dataset.column_names or []))
     dataset.set_transform(video_transform)
     return dataset
+
+
+CAPTION_COLUMN = "caption"
+CAPTION_TEMPLATE = "a video of a moving {}"
+
+
+def add_captions(dataset, caption_column: str | None = None):
+    """``(dataset, column)`` with a caption per clip, for text-guided methods (TGM): ``caption_column`` (default
+    "caption") when the data has it; otherwise, when no column was named and the clips carry class labels (class
+    sub-folders, as in the demo set), a templated caption from the class name, ``CAPTION_TEMPLATE`` ("a video of
+    a moving t-shirt"; underscores become spaces)."""
+    name = caption_column or CAPTION_COLUMN
+    columns = list(dataset.column_names or (dataset.features or {}).keys())
+    if name in columns:
+        return dataset, name
+    label = None if caption_column else find_column(dataset, LABEL_COLUMN_CANDIDATES, "label", required=False)
+    classes = getattr((dataset.features or {}).get(label), "names", None)
+    if not classes:
+        raise DataError(
+            f"no caption column {name!r} in the data (columns {columns}): pass --caption_column NAME, or use class "
+            "sub-folders so that captions 'a video of a moving <class>' are derived from the class names"
+        )
+    captions = [CAPTION_TEMPLATE.format(c.replace("_", " ")) for c in classes]
+    if isinstance(dataset, IterableDataset):
+        return dataset.map(lambda row: {name: captions[row[label]]}), name
+    return dataset.add_column(name, [captions[i] for i in dataset[label]]), name
 
 
 # ---------------------------------------------------------------------------------------------------- sources

@@ -12,7 +12,7 @@ from hf_mim.masking.core import (
     restore_sequence,
 )
 from hf_mim.masking.generators import RandomMaskGenerator, SimMIMMaskGenerator
-from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator
+from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator, top_relevance_mask
 
 __all__ = [
     "MaskInfo",
@@ -28,4 +28,5 @@ __all__ = [
     "num_visible_patches",
     "random_noise",
     "restore_sequence",
+    "top_relevance_mask",
 ]

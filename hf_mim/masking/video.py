@@ -64,3 +64,20 @@ class RunningCellMaskGenerator:
     def __call__(self, batch_size: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
         phases = torch.randint(4, (batch_size,), generator=generator)
         return self.maps[phases].to(device)
+
+
+def top_relevance_mask(relevance: torch.Tensor, mask_ratio: float, most_relevant: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Guided masking (TGM): in every temporal slice of ``relevance [B, T', H'*W']`` mask the ``int(ratio * H'*W')``
+    most relevant patches (``most_relevant=False``: the least relevant, the paper's ablation). Ties are broken
+    uniformly at random (from ``generator``): a flat relevance map (e.g. an empty background) must not always mask
+    the same raster corner. Returns bool ``[B, T'*H'*W']``, True = masked."""
+    batch, frames, per_frame = relevance.shape
+    count = int(mask_ratio * per_frame)
+    if not 0 < count < per_frame:
+        raise ValueError(f"mask_ratio {mask_ratio} masks {count} of the {per_frame} patches of a slice; use a ratio that masks some but not all")
+    shuffle = torch.argsort(random_noise(batch * frames, per_frame, generator=generator), dim=1).to(relevance.device)
+    scores = torch.gather(relevance.reshape(batch * frames, per_frame), 1, shuffle)
+    order = torch.argsort(scores, dim=1, descending=most_relevant, stable=True)  # ties keep the random order
+    chosen = torch.gather(shuffle, 1, order[:, :count])
+    mask = torch.zeros(batch * frames, per_frame, dtype=torch.bool, device=relevance.device)
+    return mask.scatter_(1, chosen, True).reshape(batch, frames * per_frame)

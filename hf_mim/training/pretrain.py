@@ -4,6 +4,7 @@ Builds (or loads) a model, its processor and the data, then trains with :class:`
 ``output_dir`` is a normal transformers checkpoint (safetensors + config + processor + remote code).
 """
 
+import inspect
 import json
 import logging
 from collections import Counter
@@ -47,6 +48,10 @@ class PretrainArguments:
     train_split: str = field(default="train", metadata={"help": "Split of --data to train on."})
     validation_split: str | None = field(default=None, metadata={"help": "Split of --data used for validation."})
     image_column: str | None = field(default=None, metadata={"help": "Image (or video) column (auto-detected)."})
+    caption_column: str | None = field(
+        default=None,
+        metadata={"help": "Caption column for text-guided methods (tgm); default 'caption', else captions derived from class names."},
+    )
     streaming: bool = field(default=False, metadata={"help": "Stream the training data (needs --max_steps)."})
     shuffle_buffer_size: int = field(
         default=10_000, metadata={"help": "With --streaming: shuffle shard order and a buffer of this many images (0: off)."}
@@ -217,10 +222,20 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
     return callbacks
 
 
+def caption_arguments(spec, caption_column: str | None) -> dict:
+    """``--caption_column`` for the data preparer of a method that reads captions; refused for the others."""
+    if caption_column is None:
+        return {}
+    if "caption_column" not in inspect.signature(spec.prepare_dataset or spec.data.prepare_dataset).parameters:
+        raise ValueError(f"--caption_column is only read by methods trained on captions (tgm), not by {spec.name}")
+    return {"caption_column": caption_column}
+
+
 def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callbacks=None):
     """Train and save; returns ``(trainer, train_result)``. Resumes from the last checkpoint in ``output_dir``
     when ``resume_from_checkpoint`` is True (or from the given path)."""
     check_output_dir(training_args.output_dir)
+    captions = caption_arguments(get_method(args.method), args.caption_column)
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     train_raw, validation_raw = load_training_data(args, training_args)
     seed_run(training_args)
@@ -230,13 +245,13 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     scale = (args.crop_scale_min, 1.0)
     train = spec.prepare_data(
         train_raw, processor, train=True, column=args.image_column,
-        transform=spec.make_transform(processor, train=True, scale=scale),
+        transform=spec.make_transform(processor, train=True, scale=scale), **captions,
     )
     validation = None
     if validation_raw is not None:
         validation = spec.prepare_data(
             validation_raw, processor, train=False, column=args.image_column,
-            transform=spec.make_transform(processor, train=False, scale=scale),
+            transform=spec.make_transform(processor, train=False, scale=scale), **captions,
         )
     collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()
     callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)

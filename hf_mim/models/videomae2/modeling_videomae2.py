@@ -155,6 +155,12 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
         if pixel_values is None:
             raise ValueError("pixel_values is required")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output, _ = self.reconstruct(pixel_values, bool_masked_pos, decoder_mask, output_hidden_states, output_attentions, **kwargs)
+        return output if return_dict else output.to_tuple()
+
+    def reconstruct(self, pixel_values, bool_masked_pos=None, decoder_mask=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        """The pre-training pass of :meth:`forward`: returns the output and the encoder's output (its visible
+        tokens), for methods that add terms on the encoded tokens (TGM's video-text contrast)."""
         grid = self.encoder.patch_embed.check_input(pixel_values)
         batch, length = pixel_values.shape[0], self.config.num_patches
         if bool_masked_pos is None:
@@ -187,7 +193,7 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
             hidden_states=encoded.hidden_states, attentions=encoded.attentions, decoder_positions=queries,
             loss_mask=loss_mask,
         )
-        return output if return_dict else output.to_tuple()
+        return output, encoded
 
 
 class Videomae2ForVideoClassification(Videomae2PreTrainedModel, MIMViTForImageClassification):
