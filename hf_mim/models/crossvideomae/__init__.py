@@ -7,19 +7,14 @@ from hf_mim.models.crossvideomae.modeling_crossvideomae import (
     CrossVideoMAEModel,
 )
 from hf_mim.models.crossvideomae.views_crossvideomae import CrossVideoViews
+from hf_mim.models.videomae2 import DEMO as VIDEO_DEMO
+from hf_mim.models.videomae2 import TINY as VIDEO_TINY
 from hf_mim.processing.video_processing_mim import MIMVideoProcessor
 from hf_mim.registry import MethodSpec
 
-TINY = dict(
-    image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
-    num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1,
-    decoder_num_attention_heads=4, decoder_intermediate_size=64, mask_ratio=0.75, projection_dim=16,
-)
-DEMO = dict(
-    image_size=32, patch_size=8, num_frames=8, tubelet_size=2, hidden_size=192, num_hidden_layers=6,
-    num_attention_heads=3, intermediate_size=768, decoder_hidden_size=128, decoder_num_hidden_layers=2,
-    decoder_num_attention_heads=4, decoder_intermediate_size=512, projection_dim=128,
-)
+# the video branch at VideoMAE V2's sizes (decoder masking stays off: the config default), plus the projection width
+TINY = {**VIDEO_TINY, "projection_dim": 16}
+DEMO = {**VIDEO_DEMO, "projection_dim": 128}
 
 
 def example_inputs(model, pixel_values, generator) -> dict:
