@@ -195,6 +195,8 @@ def test_save_load_bit_exact_auto_classes_remote_code_and_card(tmp_path):
         assert torch.equal(loaded(**inputs).loss, reference)
     encoder = AutoModel.from_pretrained(checkpoint)
     assert type(encoder) is hf_mim.CrossVideoMAEModel and encoder(clips()).last_hidden_state.shape == (3, 32, 32)
+    trained = model.encoder.state_dict()  # the video encoder, not the image branch, is what AutoModel loads
+    assert all(torch.equal(value, trained[key]) for key, value in encoder.state_dict().items())
     classifier, info = AutoModelForVideoClassification.from_pretrained(checkpoint, num_labels=3, output_loading_info=True)
     assert info["unexpected_keys"] == set() and {k.split(".")[0] for k in info["missing_keys"]} <= {"classifier", "fc_norm"}
     assert classifier(clips(), labels=torch.tensor([0, 2, 1])).logits.shape == (3, 3)
