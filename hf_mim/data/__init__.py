@@ -231,6 +231,15 @@ def build_transform(processor, train: bool = True, scale=(0.2, 1.0), hflip: bool
     return v2.Compose(steps)
 
 
+def views_as_columns(decoded: list) -> dict:
+    """Per-sample transform outputs -> batch columns: tensors become ``pixel_values``; dicts of views (methods
+    with several views per sample) become one column per key; unreadable samples (None) stay None in each."""
+    if not any(isinstance(item, dict) for item in decoded):
+        return {"pixel_values": decoded}
+    keys = next(item for item in decoded if isinstance(item, dict)).keys()
+    return {key: [None if item is None else item[key] for item in decoded] for key in keys}
+
+
 class ImageTransform:
     """``dataset.set_transform`` / ``.map`` function: image column -> ``pixel_values`` (None when the image cannot
     be decoded; :class:`MIMCollator` drops those), label column -> ``labels`` when asked for.
@@ -251,11 +260,7 @@ class ImageTransform:
             return None
 
     def __call__(self, batch: dict) -> dict:
-        decoded = [self.decode(value) for value in batch[self.image_column]]
-        out = {"pixel_values": decoded}
-        if any(isinstance(item, dict) for item in decoded):
-            keys = next(item for item in decoded if isinstance(item, dict)).keys()
-            out = {key: [None if item is None else item[key] for item in decoded] for key in keys}
+        out = views_as_columns([self.decode(value) for value in batch[self.image_column]])
         if self.label_column is not None:
             out["labels"] = batch[self.label_column]
         return out

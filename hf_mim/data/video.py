@@ -21,7 +21,7 @@ import torch
 from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
 from torchvision.transforms import v2
 
-from hf_mim.data import DEMO_DIR, LABEL_COLUMN_CANDIDATES, DataError, _load, find_column, open_image
+from hf_mim.data import DEMO_DIR, LABEL_COLUMN_CANDIDATES, DataError, _load, find_column, open_image, views_as_columns
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,11 @@ def clip_indices(num_available: int, num_frames: int, frame_stride: int = 1, tra
     return list(range(start, start + span, frame_stride))
 
 
-def build_video_transform(processor, train: bool = True, scale=(0.2, 1.0)):
+def build_video_transform(processor, train: bool = True, scale=(0.2, 1.0), jitter: float = 0.0):
     """uint8 clip ``[T, C, H, W]`` -> normalised float clip at the processor size. Training: one
-    RandomResizedCrop shared by all frames of the clip (VideoMAE's multi-scale crop, in torchvision v2);
-    evaluation: resize. No flip (VideoMAE V2 pre-training has none)."""
+    RandomResizedCrop shared by all frames of the clip (VideoMAE's multi-scale crop, in torchvision v2), and with
+    ``jitter > 0`` one brightness/contrast jitter of that strength for the whole clip; evaluation: resize. No flip
+    (VideoMAE V2 pre-training has none)."""
     size = (processor.size["height"], processor.size["width"])
     steps = [v2.Grayscale(1)] if processor.num_channels == 1 else []
     if train:
@@ -95,6 +96,8 @@ def build_video_transform(processor, train: bool = True, scale=(0.2, 1.0)):
     else:
         steps.append(v2.Resize(size, antialias=True))
     steps.append(v2.ToDtype(torch.float32, scale=True))
+    if train and jitter > 0:
+        steps.append(v2.ColorJitter(brightness=jitter, contrast=jitter))
     if processor.do_normalize:
         steps.append(v2.Normalize(list(processor.image_mean), list(processor.image_std)))
     return v2.Compose(steps)
@@ -103,7 +106,8 @@ def build_video_transform(processor, train: bool = True, scale=(0.2, 1.0)):
 class VideoTransform:
     """``dataset.set_transform`` function: video column -> ``pixel_values [T, C, H, W]`` (None when the file
     cannot be decoded; the collator drops and counts those), label column -> ``labels`` when asked for, caption
-    column -> ``caption`` (text) when given."""
+    column -> ``caption`` (text) when given. ``transform`` maps the sampled frames to a clip or to a dict of clips
+    (methods with several views of one clip, e.g. CrossVideoMAE); a dict's entries become columns of their own."""
 
     def __init__(self, transform, column: str, num_frames: int, frame_stride: int, train: bool, label_column=None, caption_column=None):
         self.transform, self.column, self.label_column, self.caption_column = transform, column, label_column, caption_column
@@ -122,7 +126,7 @@ class VideoTransform:
         return self.transform(torch.from_numpy(frames[indices]).permute(0, 3, 1, 2))
 
     def __call__(self, batch: dict) -> dict:
-        out = {"pixel_values": [self.clip(value) for value in batch[self.column]]}
+        out = views_as_columns([self.clip(value) for value in batch[self.column]])
         if self.label_column is not None:
             out["labels"] = batch[self.label_column]
         if self.caption_column is not None:

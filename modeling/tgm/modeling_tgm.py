@@ -229,7 +229,8 @@ class TGMForPreTraining(TeacherHolderMixin, Videomae2ForPreTraining):
             )
             relevance = relevance.flatten(1)
         output, encoded = self.reconstruct(
-            pixel_values, bool_masked_pos, decoder_mask, output_hidden_states, output_attentions, **kwargs
+            pixel_values, bool_masked_pos, decoder_mask, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, **kwargs,
         )
         output = TGMPreTrainingOutput(**output, relevance=relevance)
         if contrastive:

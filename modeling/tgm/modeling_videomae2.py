@@ -26,7 +26,7 @@ from .mim_layers_patch_embed import TubeletEmbed, tubelet_patchify
 from .mim_layers_pos_embed import sinusoid_table
 from .mim_masking_core import check_mask, gather_tokens
 from .mim_masking_video import RunningCellMaskGenerator, TubeMaskGenerator
-from .mim_modeling_utils import MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
+from .mim_modeling_utils import MIMEncoderOutput, MIMPreTrainedModel, MIMPreTrainingOutput, MIMViTForImageClassification, MIMViTModel
 from .configuration_videomae2 import Videomae2Config
 
 
@@ -101,9 +101,11 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
     """VideoMAE V2 pre-training: tube-masked encoder, running-cell-masked decoder, normalised-pixel MSE on
     encoder-masked AND decoder-visible cubes."""
 
+    encoder_class: type[Videomae2Model] = Videomae2Model
+
     def __init__(self, config: Videomae2Config):
         super().__init__(config)
-        self.encoder = Videomae2Model(config)
+        self.encoder = self.encoder_class(config)
         self.decoder = TubeletDecoder(config)
         self.tube_mask = TubeMaskGenerator(config.grid_size, config.mask_ratio)
         self.decoder_mask_generator = (
@@ -136,6 +138,49 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
             )
         return patches.flatten(2)
 
+    def reconstruct(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        decoder_mask: torch.Tensor | None = None,
+        **encoder_kwargs,
+    ) -> tuple[Videomae2PreTrainingOutput, MIMEncoderOutput]:
+        """One masked-reconstruction pass (what ``forward`` computes), also returning the encoder output so that
+        methods built on this branch (CrossVideoMAE) can pool the visible tokens. Missing masks are drawn from
+        ``mask_rng``."""
+        grid = self.encoder.patch_embed.check_input(pixel_values)
+        batch, length = pixel_values.shape[0], self.config.num_patches
+        if bool_masked_pos is None:
+            bool_masked_pos = self.tube_mask(batch, self.mask_rng, pixel_values.device)
+        bool_masked_pos = bool_masked_pos.to(pixel_values.device)
+        if bool_masked_pos.shape != (batch, length):
+            raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}] for a {grid} grid, got {tuple(bool_masked_pos.shape)}")
+        check_mask(bool_masked_pos)  # bool, hiding some but not all cubes of every clip
+        if decoder_mask is None and self.decoder_mask_generator is not None:
+            decoder_mask = self.decoder_mask_generator(batch, self.mask_rng, pixel_values.device)
+        decoder_visible = bool_masked_pos if decoder_mask is None else ~decoder_mask.to(pixel_values.device).bool()
+
+        encoded = self.encoder(
+            pixel_values, bool_masked_pos=bool_masked_pos, return_dict=True, **encoder_kwargs
+        )
+        queries = positions_of(decoder_visible)
+        logits = self.decoder(encoded.last_hidden_state, encoded.ids_keep, queries)
+        loss_mask = torch.gather(bool_masked_pos, 1, queries)
+        if not bool(loss_mask.any()):
+            raise ValueError("no encoder-masked cube is decoder-visible: the loss would be empty")
+        # no no_grad here: training inputs carry no gradient anyway, and guidance (VideoMAEGuidance) needs the
+        # energy's gradient through the target too (a predictable clip is what makes the loss small)
+        labels = gather_tokens(self.target(pixel_values), queries)
+        per_cube = (logits.float() - labels).square().mean(dim=-1)
+        weights = loss_mask.to(per_cube.dtype)
+        loss = (per_cube * weights).sum() / weights.sum()
+        output = Videomae2PreTrainingOutput(
+            loss=loss, logits=logits, mask=bool_masked_pos, ids_restore=encoded.ids_restore,
+            hidden_states=encoded.hidden_states, attentions=encoded.attentions, decoder_positions=queries,
+            loss_mask=loss_mask,
+        )
+        return output, encoded
+
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -157,45 +202,11 @@ class Videomae2ForPreTraining(Videomae2PreTrainedModel):
         if pixel_values is None:
             raise ValueError("pixel_values is required")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        output, _ = self.reconstruct(pixel_values, bool_masked_pos, decoder_mask, output_hidden_states, output_attentions, **kwargs)
+        output, _ = self.reconstruct(
+            pixel_values, bool_masked_pos, decoder_mask, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, **kwargs,
+        )
         return output if return_dict else output.to_tuple()
-
-    def reconstruct(self, pixel_values, bool_masked_pos=None, decoder_mask=None, output_hidden_states=None, output_attentions=None, **kwargs):
-        """The pre-training pass of :meth:`forward`: returns the output and the encoder's output (its visible
-        tokens), for methods that add terms on the encoded tokens (TGM's video-text contrast)."""
-        grid = self.encoder.patch_embed.check_input(pixel_values)
-        batch, length = pixel_values.shape[0], self.config.num_patches
-        if bool_masked_pos is None:
-            bool_masked_pos = self.tube_mask(batch, self.mask_rng, pixel_values.device)
-        bool_masked_pos = bool_masked_pos.to(pixel_values.device)
-        if bool_masked_pos.shape != (batch, length):
-            raise ValueError(f"bool_masked_pos must have shape [{batch}, {length}] for a {grid} grid, got {tuple(bool_masked_pos.shape)}")
-        check_mask(bool_masked_pos)  # bool, hiding some but not all cubes of every clip
-        if decoder_mask is None and self.decoder_mask_generator is not None:
-            decoder_mask = self.decoder_mask_generator(batch, self.mask_rng, pixel_values.device)
-        decoder_visible = bool_masked_pos if decoder_mask is None else ~decoder_mask.to(pixel_values.device).bool()
-
-        encoded = self.encoder(
-            pixel_values, bool_masked_pos=bool_masked_pos, output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions, return_dict=True, **kwargs,
-        )
-        queries = positions_of(decoder_visible)
-        logits = self.decoder(encoded.last_hidden_state, encoded.ids_keep, queries)
-        loss_mask = torch.gather(bool_masked_pos, 1, queries)
-        if not bool(loss_mask.any()):
-            raise ValueError("no encoder-masked cube is decoder-visible: the loss would be empty")
-        # no no_grad here: training inputs carry no gradient anyway, and guidance (VideoMAEGuidance) needs the
-        # energy's gradient through the target too (a predictable clip is what makes the loss small)
-        labels = gather_tokens(self.target(pixel_values), queries)
-        per_cube = (logits.float() - labels).square().mean(dim=-1)
-        weights = loss_mask.to(per_cube.dtype)
-        loss = (per_cube * weights).sum() / weights.sum()
-        output = Videomae2PreTrainingOutput(
-            loss=loss, logits=logits, mask=bool_masked_pos, ids_restore=encoded.ids_restore,
-            hidden_states=encoded.hidden_states, attentions=encoded.attentions, decoder_positions=queries,
-            loss_mask=loss_mask,
-        )
-        return output, encoded
 
 
 class Videomae2ForVideoClassification(Videomae2PreTrainedModel, MIMViTForImageClassification):
