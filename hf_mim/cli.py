@@ -108,7 +108,7 @@ def cmd_demo(argv: list[str]) -> None:
         logging_steps=10,
         seed=options.seed,
         disable_tqdm=False,
-        **{**spec.training_defaults, "base_learning_rate": 1e-3 if spec.name == "mae" else 5e-4},
+        **{**spec.training_defaults, "base_learning_rate": 1.5e-3 if spec.name == "mae" else 5e-4},
     )
     print(f"[1/3] pre-training a {spec.name} model on the bundled Fashion-MNIST subset (4,000 images)...")
     trainer, _ = pretrain(args, training_args)
@@ -143,9 +143,12 @@ def _demo_knn(spec, out: Path, processor, max_train=None) -> str:
     from hf_mim.evaluation.knn import knn_accuracy_for_checkpoint
 
     encoder = AutoModel.from_pretrained(out)
-    trained = knn_accuracy_for_checkpoint(encoder, processor, data=None, max_train=max_train)
-    random_init = knn_accuracy_for_checkpoint(spec.model_class(encoder.config), processor, data=None, max_train=max_train)
-    return f"kNN top-1 (k=20)   {trained:.1%} pre-trained vs {random_init:.1%} random init"
+    # mean-pooled patch features: after minutes of MAE training the patch tokens hold what was learnt, the cls token
+    # much less (demo data, step 50: +4.7 kNN points mean-pooled, +0.8 with cls); MAE fine-tuning pools the same way
+    knn = {"data": None, "max_train": max_train, "pooling": "mean"}
+    trained = knn_accuracy_for_checkpoint(encoder, processor, **knn)
+    random_init = knn_accuracy_for_checkpoint(spec.model_class(encoder.config), processor, **knn)
+    return f"kNN top-1 (k=20, mean-pooled)   {trained:.1%} pre-trained vs {random_init:.1%} random init"
 
 
 def cmd_visualize(argv: list[str]) -> None:

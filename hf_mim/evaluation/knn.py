@@ -52,7 +52,7 @@ def knn_evaluate(encoder, train_dataset, test_dataset, ks=(20, 200), temperature
     return knn_accuracies(train_features, train_labels, test_features, test_labels, ks, temperature)
 
 
-def knn_accuracy_for_checkpoint(encoder, processor, data=None, k=20, max_train=None) -> float:
+def knn_accuracy_for_checkpoint(encoder, processor, data=None, k=20, max_train=None, pooling=None) -> float:
     """Convenience for the demo: kNN top-1 on ``data``'s train/test splits (bundled demo data by default)."""
     from hf_mim.data import subset
     from hf_mim.modalities import modality_for_config
@@ -63,4 +63,4 @@ def knn_accuracy_for_checkpoint(encoder, processor, data=None, k=20, max_train=N
         train = subset(train, max_train)
     train = modality.prepare_dataset(train, processor, train=False, with_labels=True)
     test = modality.prepare_dataset(modality.load_dataset(data, "test"), processor, train=False, with_labels=True)
-    return knn_evaluate(encoder, train, test, ks=(k,))[f"knn_top1_k{k}"]
+    return knn_evaluate(encoder, train, test, ks=(k,), pooling=pooling)[f"knn_top1_k{k}"]
