@@ -13,7 +13,7 @@ from hf_mim.modeling_utils import (
     MIMViTForImageClassification,
     MIMViTModel,
 )
-from hf_mim.processing import MIMImageProcessor, processor_for_config
+from hf_mim.processing import GraphFeatureExtractor, MIMImageProcessor, processor_for_config
 from hf_mim.registry import METHODS, MethodSpec, discover, get_method
 
 __version__ = "0.1.0"
