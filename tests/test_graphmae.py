@@ -8,6 +8,7 @@ import json
 import math
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from transformers import (
@@ -254,8 +255,34 @@ def test_cli_pretrain_on_generated_graphs_then_probe(tmp_path):
     assert 1 / 4 < accuracy <= 1.0 and math.isfinite(accuracy)
 
 
-def test_demo_graph_splits_and_wordnet_style_node_splits():
+def test_demo_graph_splits_and_a_wordnet_folder_as_one_graph_with_node_splits(tmp_path):
     train, test = load_graph_dataset(None, "train"), load_graph_dataset(None, "test")
     assert len(train) == 32 and len(test) == 8 and train[0]["node_features"] != test[0]["node_features"]
     with pytest.raises(DataError, match="demo graphs have splits"):
         load_graph_dataset(None, "dev")
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hf_mim.evaluation.features import extract_features
+
+    # a WordNet-shaped folder (the real one is for benchmarks only): 40 nouns, one verb, typed relations
+    ids = [f"n:{i:08d}" for i in range(40)]
+    pq.write_table(pa.table({
+        "id": ids + ["v:00000001"], "pos": ["n"] * 40 + ["v"], "lexname": [f"noun.c{i % 3}" for i in range(40)] + ["verb.x"],
+        "definition": [f"a thing of kind {i % 3} word{i}" for i in range(40)] + ["to do"],
+    }), tmp_path / "synsets.parquet")
+    pq.write_table(pa.table({
+        "src": ids[:20] + ids[:5] + ["v:00000001"], "dst": ids[20:] + ids[1:6] + [ids[0]],
+        "relation": ["@"] * 20 + ["!"] * 5 + ["@"],  # antonyms and the verb's link are not hypernym/hyponym edges
+    }), tmp_path / "edges.parquet")
+    graphs = {split: load_graph_dataset(str(tmp_path), split) for split in ("train", "test")}
+    rows = {split: graph.with_format("numpy")[0] for split, graph in graphs.items()}
+    assert rows["train"]["node_features"].shape == (40, 512) and rows["train"]["edge_index"].shape == (2, 40)
+    labelled = {split: set(np.flatnonzero(row["labels"] != -100)) for split, row in rows.items()}
+    assert len(labelled["train"]) == len(labelled["test"]) == 4 and not labelled["train"] & labelled["test"]
+    config = SPEC.make_config("tiny", feature_size=512)
+    encoder = SPEC.model_class(config)
+    prepared = prepare_graph_dataset(graphs["test"], SPEC.make_processor(config), with_labels=True)
+    features, labels = extract_features(encoder, prepared)
+    assert features.shape == (4, 32) and labels.tolist() == [i % 3 for i in sorted(labelled["test"])]

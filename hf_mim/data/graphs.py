@@ -6,13 +6,14 @@ name with one graph per row, or a WordNet folder (``synsets.parquet`` + ``edges.
 single row: every training step sees the whole graph (full-batch, as GraphMAE's transductive training).
 """
 
+import functools
 import re
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Array2D, Dataset, Features, List, Value
 
 from hf_mim.data import DataError, find_column
 from hf_mim.processing.graph_processing_mim import collate_graphs
@@ -53,10 +54,12 @@ def hashed_bag_of_words(texts, feature_size: int) -> np.ndarray:
     return features
 
 
+@functools.lru_cache(maxsize=2)  # a probe loads the train and the test split of the same graph
 def wordnet_graph(folder, feature_size: int = 512) -> dict:
     """WordNet's noun synsets as one graph: edges = hypernym/hyponym links (both directions, deduplicated),
     features = hashed bag of words of the definition, label = the lexicographer file (supersense, e.g.
-    noun.animal). Returns numpy ``node_features``, ``edge_index``, ``labels`` and the ``label_names``."""
+    noun.animal). Returns numpy ``node_features``, ``edge_index``, ``labels`` and the ``label_names`` (cached:
+    do not modify them)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -109,28 +112,33 @@ def load_graph_dataset(source: str | None = None, split: str = "train", streamin
         labels = np.full_like(graph["labels"], -100)
         nodes = node_split(len(labels))[0 if base == "train" else 1].numpy()
         labels[nodes] = graph["labels"][nodes]
+        # fixed-width features as Array2D: numpy formatting reads them in one piece (list<list<float>>: 20 s a row)
+        features = Features({"node_features": Array2D((None, graph["node_features"].shape[1]), "float32"),
+                             "edge_index": List(List(Value("int64"))), "labels": List(Value("int64"))})
         return Dataset.from_dict({"node_features": [graph["node_features"]], "edge_index": [graph["edge_index"]],
-                                  "labels": [labels]})
+                                  "labels": [labels]}, features=features)
     dataset = _load(source, split, False, dataset_config)
     if len(dataset) == 0:
         raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
     return dataset
 
 
-class GraphTransform:
-    """Per-row transform: the row's graph columns -> the processor's tensors (picklable for data workers)."""
+class GraphSamples(torch.utils.data.Dataset):
+    """A prepared graph dataset: row ``i`` -> the processor's tensors. Rows are read in numpy format (a large graph
+    such as WordNet's converts in milliseconds, not through millions of Python floats)."""
 
-    def __init__(self, processor, columns: dict[str, str], with_labels: bool):
+    def __init__(self, dataset, processor, columns: dict[str, str], with_labels: bool):
+        self.dataset = dataset.select_columns(list(columns.values())).with_format("numpy")
         self.processor, self.columns, self.with_labels = processor, columns, with_labels
 
-    def __call__(self, rows: dict) -> dict:
-        count = len(next(iter(rows.values())))
-        out = {}
-        for i in range(count):
-            graph = {name: rows[column][i] for name, column in self.columns.items()}
-            for key, value in self.processor.process_graph(graph, with_labels=self.with_labels).items():
-                out.setdefault(key, []).append(value)
-        return out
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.dataset[int(index)]
+        graph = {name: np.stack(row[column]) if row[column].dtype == object else row[column]
+                 for name, column in self.columns.items()}
+        return self.processor.process_graph(graph, with_labels=self.with_labels)
 
 
 def graph_columns(dataset, column: str | None = None, label_column: str | None = None, with_labels: bool = False) -> dict:
@@ -147,11 +155,10 @@ def graph_columns(dataset, column: str | None = None, label_column: str | None =
 
 def prepare_graph_dataset(dataset, processor, train=True, column=None, label_column=None, with_labels=False,
                           transform=None, scale=None):
-    """Rows become ``node_features`` / ``edge_index`` (and ``labels`` with ``with_labels``) tensors; batch them with
-    :class:`GraphCollator`. Graphs have no augmentation: ``train`` and ``scale`` are accepted for the shared
-    modality signature and ignored."""
-    columns = graph_columns(dataset, column, label_column, with_labels)
-    return dataset.with_transform(transform or GraphTransform(processor, columns, with_labels))
+    """Rows become ``node_features`` / ``edge_index`` (and ``labels`` with ``with_labels``) tensors
+    (:class:`GraphSamples`); batch them with :class:`GraphCollator`. Graphs have no augmentation: ``train``,
+    ``transform`` and ``scale`` are accepted for the shared modality signature and ignored."""
+    return GraphSamples(dataset, processor, graph_columns(dataset, column, label_column, with_labels), with_labels)
 
 
 def build_graph_transform(processor, train: bool = True, scale=None):

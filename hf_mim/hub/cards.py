@@ -107,7 +107,7 @@ def eval_results(results: dict, dataset: str | None, task_type: str = "image-cla
     return [
         EvalResult(
             task_type=task_type,
-            task_name=f"Image classification ({evaluation})",
+            task_name=f"{task_type.replace('-', ' ').capitalize()} ({evaluation})",  # "Image classification (...)"
             dataset_type=dataset or "unknown",
             dataset_name=dataset or "unknown",
             dataset_split="test",

@@ -66,9 +66,22 @@ class GATLayer(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [N, in_dim]`` -> (``[N, heads * out_dim]``, attention weights ``[E, heads]``)."""
         source, target = edge_index
-        h = nn.functional.linear(x, self.weight).view(-1, self.num_heads, self.head_dim)
-        scores = (h * self.att_src).sum(-1)[source] + (h * self.att_dst).sum(-1)[target]
-        weights = segment_softmax(nn.functional.leaky_relu(scores, self.negative_slope), target, x.shape[0])
-        messages = self.attention_dropout(weights).unsqueeze(-1) * h[source]
-        out = h.new_zeros(h.shape).index_add_(0, target, messages).flatten(1) + self.bias
+        weight = self.weight.view(self.num_heads, self.head_dim, -1)
+        # a widening layer (GraphMAE's decoder, 64 -> 512 features) attends and sums in the input space:
+        # att . W x = (W^T att) . x and sum_j a_ij W x_j = W sum_j a_ij x_j, so each edge moves in_dim numbers
+        widening = x.shape[1] < self.head_dim
+        if widening:
+            score_src = x @ torch.einsum("hc,hci->ih", self.att_src[0], weight)
+            score_dst = x @ torch.einsum("hc,hci->ih", self.att_dst[0], weight)
+            values = x.unsqueeze(1)
+        else:
+            values = nn.functional.linear(x, self.weight).view(-1, self.num_heads, self.head_dim)
+            score_src, score_dst = (values * self.att_src).sum(-1), (values * self.att_dst).sum(-1)
+        scores = nn.functional.leaky_relu(score_src[source] + score_dst[target], self.negative_slope)
+        weights = segment_softmax(scores, target, x.shape[0])
+        messages = self.attention_dropout(weights).unsqueeze(-1) * values[source]
+        out = messages.new_zeros(x.shape[0], *messages.shape[1:]).index_add_(0, target, messages)
+        if widening:
+            out = torch.einsum("nhi,hci->nhc", out, weight)
+        out = out.flatten(1) + self.bias
         return (self.activation(out) if self.activation is not None else out), weights

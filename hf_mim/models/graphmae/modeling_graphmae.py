@@ -135,6 +135,8 @@ class GraphMAEModel(GraphMAEPreTrainedModel):
     PReLU, dropout on every layer's input. With ``mask_nodes`` the masked nodes' features are corrupted first
     (token / replacement); without it every node is encoded as is (features for probes)."""
 
+    _keys_to_ignore_on_load_unexpected = [r"^(encoder_to_decoder|decoder)\."]  # the pre-training head
+
     def __init__(self, config: GraphMAEConfig):
         super().__init__(config)
         head_dim = config.hidden_size // config.num_attention_heads
