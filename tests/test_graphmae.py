@@ -260,6 +260,11 @@ def test_demo_graph_splits_and_a_wordnet_folder_as_one_graph_with_node_splits(tm
     assert len(train) == 32 and len(test) == 8 and train[0]["node_features"] != test[0]["node_features"]
     with pytest.raises(DataError, match="demo graphs have splits"):
         load_graph_dataset(None, "dev")
+    make_sbm_graphs(3, num_nodes=10, feature_size=5).rename_column("node_features", "x").to_parquet(tmp_path / "g.parquet")
+    from_parquet = load_graph_dataset(str(tmp_path / "g.parquet"))
+    processor = hf_mim.GraphFeatureExtractor(5)
+    assert prepare_graph_dataset(from_parquet, processor)[2]["node_features"].shape == (10, 5)
+    assert hf_mim.get_method("graphmae").data.config_from_data(from_parquet)[0] == {"feature_size": 5}
 
     import pyarrow as pa
     import pyarrow.parquet as pq
