@@ -129,6 +129,8 @@ def test_bad_masks_and_bad_graphs_are_refused_with_clear_errors():
         model(node_features=torch.randn(1, 16), edge_index=torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match=f"refers to node {num_nodes}, but the graph has {num_nodes} nodes"):
         model(node_features=graph["node_features"], edge_index=torch.tensor([[0], [num_nodes]]))
+    with pytest.raises(ValueError, match="edge_index must hold integer node ids"):
+        model(node_features=graph["node_features"], edge_index=graph["edge_index"].float())
     with pytest.raises(ValueError, match=r"node_features must have shape \[num_nodes, 16\]"):
         model(node_features=torch.randn(10, 8), edge_index=graph["edge_index"])
     processor = SPEC.make_processor(model.config)

@@ -207,7 +207,7 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
         probe_train, probe_test = probe_datasets(args, processor)
         callbacks.append(OnlineProbeCallback(probe_train, probe_test, every_n_steps=args.online_probe_steps))
     if args.reconstruction_steps > 0:
-        if not spec.data.reconstruction_images:
+        if spec is not None and not spec.data.reconstruction_images:
             raise ValueError(f"--reconstruction_steps draws image grids; {spec.name} reads {spec.data.name} data: leave it at 0")
         source = args.probe_data if args.probe_data is not None else args.data
         images = prepare_dataset(subset(load_image_dataset(source, "train"), 16), processor, train=False)

@@ -125,8 +125,9 @@ class GraphMAEPreTrainedModel(MIMPreTrainedModel):
                 f"node_features must have shape [num_nodes, {self.config.feature_size}] (config.feature_size), "
                 f"got {tuple(node_features.shape)}"
             )
-        edge_index = edge_index.to(node_features.device).long()
+        edge_index = edge_index.to(node_features.device)
         check_edge_index(edge_index, node_features.shape[0])
+        edge_index = edge_index.long()
         return with_self_loops(edge_index, node_features.shape[0]) if self.config.add_self_loops else edge_index
 
 
