@@ -36,6 +36,9 @@ class Modality:
     saved processor and the classification head. processor_file: the processor's JSON file name.
     feature_pipeline / classification_pipeline: Hub pipeline tags. tags: Hub tags added to every card.
     reconstruction_images: whether ``hf-mim push`` can render a reconstruction grid for this modality.
+    collator: ``() -> collate_fn`` batching prepared samples (None: ``MIMCollator``, which stacks tensors; graphs
+    are concatenated instead). usage_example: ``(imports, inputs name, line making the inputs)`` for the cards'
+    usage snippet.
     """
 
     name: str
@@ -50,6 +53,10 @@ class Modality:
     classification_pipeline: str = "image-classification"
     tags: tuple[str, ...] = ("masked-image-modeling", "vision")
     reconstruction_images: bool = True
+    collator: object = None
+    usage_example: tuple[str, str, str] = (
+        "from PIL import Image\n", "images", 'images = [Image.open("image.jpg")]  # your images\n'
+    )
 
     def auto_class(self, kind: str):
         """The transformers Auto class for ``kind`` ("processor" or "classification")."""
@@ -99,6 +106,31 @@ MODALITIES = {
         classification_pipeline="video-classification",
         tags=("masked-video-modeling", "video"),
         reconstruction_images=False,
+        usage_example=(
+            "import numpy as np\n", "videos",
+            "videos = [np.zeros((16, 224, 224, 3), dtype=np.uint8)]  # your clips: [frames, height, width, rgb]\n",
+        ),
+    ),
+    "graph": Modality(
+        name="graph",
+        load_dataset=_lazy("hf_mim.data.graphs:load_graph_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.graphs:prepare_graph_dataset"),
+        build_transform=_lazy("hf_mim.data.graphs:build_graph_transform"),
+        config_from_data=_lazy("hf_mim.data.graphs:graph_config_from_data"),
+        auto_processor="AutoFeatureExtractor",
+        # per-node classification: transformers' per-element head class (a node is to a graph what a token is to
+        # a sequence); there is no AutoModelForNodeClassification
+        auto_classification="AutoModelForTokenClassification",
+        feature_pipeline="graph-ml",
+        classification_pipeline="graph-ml",
+        tags=("masked-graph-modeling", "graph"),
+        reconstruction_images=False,
+        collator=_lazy("hf_mim.data.graphs:GraphCollator"),
+        usage_example=(
+            "import torch\n", "graph",
+            "graph = {\"node_features\": torch.randn(5, processor.feature_size), \"edge_index\": [[0, 1, 2, 3], [1, 2, 3, 4]]}"
+            "  # your graph: [nodes, features], (sources, targets)\n",
+        ),
     ),
 }
 

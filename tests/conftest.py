@@ -43,12 +43,31 @@ def images_gray32():
     return real_images(8, 32, 1)
 
 
-def pixels_for(spec, config, images: torch.Tensor) -> torch.Tensor:
+def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
-    ``config.num_frames`` frames (each image drifting by a pixel per frame), so generic tests run on every modality."""
+    ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
+    a batch of ``len(images)`` generated graphs as a dict of inputs (``model_inputs`` passes either to a model),
+    so generic tests run on every modality."""
+    if spec.modality == "graph":
+        return demo_graph_batch(len(images), config.feature_size)
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
+
+
+def model_inputs(pixels) -> dict:
+    """An encoder's keyword inputs from :func:`pixels_for`'s output."""
+    return dict(pixels) if isinstance(pixels, dict) else {"pixel_values": pixels}
+
+
+def demo_graph_batch(num_graphs: int = 4, feature_size: int = 16, num_nodes: int = 24, seed: int = 0) -> dict:
+    """``num_graphs`` small stochastic-block-model graphs batched into one (``node_features``, ``edge_index``)."""
+    from hf_mim.data.graphs import make_sbm_graphs
+    from hf_mim.processing.graph_processing_mim import GraphFeatureExtractor
+
+    graphs = make_sbm_graphs(num_graphs, num_nodes=num_nodes, feature_size=feature_size, seed=seed)
+    batch = GraphFeatureExtractor(feature_size)([graphs[i] for i in range(num_graphs)])
+    return {"node_features": batch["node_features"], "edge_index": batch["edge_index"]}
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

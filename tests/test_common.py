@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import hf_mim
 from hf_mim.layers import Attention, CrossAttention, RelativePositionBias, drop_path_rates
-from tests.conftest import pixels_for
+from tests.conftest import model_inputs, pixels_for
 
 METHODS = sorted(hf_mim.registry.discover())
 
@@ -91,7 +91,7 @@ def test_meta_construction_weight_init_and_tuple_outputs(method, images_rgb32):
             assert torch.equal(buffer, buffers[key]), f"{name}.{key} is not rebuilt by _init_weights"
 
         pixels = pixels_for(spec, config, images_rgb32[:4])
-        inputs = spec.make_inputs(reference, pixels) if cls is spec.pretraining_class else {"pixel_values": pixels}
+        inputs = spec.make_inputs(reference, pixels) if cls is spec.pretraining_class else model_inputs(pixels)
         as_dict = run(reference, inputs, output_hidden_states=True)
         as_tuple = run(reference, inputs, output_hidden_states=True, return_dict=False)
         assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_dict.to_tuple()), name

@@ -15,15 +15,17 @@ def default_pooling(encoder) -> str:
     return "cls" if getattr(encoder, "num_prefix_tokens", 0) > 0 else "mean"
 
 
-def pool_features(encoder, pixel_values: torch.Tensor, pooling: str | None = None) -> torch.Tensor:
-    """``[B, D]`` features: an encoder's own ``pooled_features`` if it defines one, else cls token / mean of
-    patch tokens of ``last_hidden_state``, or the spatial mean of a ``[B, C, H, W]`` feature map."""
+def pool_features(encoder, inputs: torch.Tensor | dict, pooling: str | None = None) -> torch.Tensor:
+    """``[B, D]`` features of ``inputs`` (``pixel_values``, or a dict of the model's inputs, e.g. a batch graph):
+    an encoder's own ``pooled_features`` if it defines one, else cls token / mean of patch tokens of
+    ``last_hidden_state``, or the spatial mean of a ``[B, C, H, W]`` feature map."""
     pooling = pooling or default_pooling(encoder)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    inputs = {"pixel_values": inputs} if torch.is_tensor(inputs) else inputs
     if hasattr(encoder, "pooled_features"):
-        return encoder.pooled_features(pixel_values, pooling=pooling)
-    output = encoder(pixel_values=pixel_values)
+        return encoder.pooled_features(**inputs, pooling=pooling)
+    output = encoder(**inputs)
     hidden = output[0]
     if hidden.ndim == 4:
         return hidden.mean(dim=(2, 3))
@@ -40,20 +42,27 @@ def extract_features(
     encoder, dataset, batch_size: int = 256, pooling: str | None = None, device=None, num_workers: int = 0,
     desc: str = "features",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features ``[N, D]`` (float32, on the CPU) and labels ``[N]`` of a dataset prepared with labels."""
+    """Features ``[N, D]`` (float32, on the CPU) and labels ``[N]`` of a dataset prepared with labels; samples
+    labelled -100 (e.g. graph nodes outside the split) are left out. Batches are collated as the encoder's
+    modality does (a batch of graphs is one graph whose nodes are the samples)."""
+    from hf_mim.modalities import modality_for_config
+
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     was_training = encoder.training
     encoder.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=MIMCollator(), num_workers=num_workers)
+    make_collator = modality_for_config(encoder.config).collator or MIMCollator
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collator(), num_workers=num_workers)
     features, labels = [], []
     try:
         for batch in tqdm(loader, desc=desc, leave=False):
             if "labels" not in batch:
                 raise ValueError("the dataset has no labels: prepare it with with_labels=True")
-            pixel_values = batch["pixel_values"].to(device)
+            inputs = {key: value.to(device) for key, value in batch.items() if key != "labels"}
             with torch.autocast(device.type, enabled=False):
-                features.append(pool_features(encoder, pixel_values, pooling).float().cpu())
-            labels.append(batch["labels"].cpu())
+                pooled = pool_features(encoder, inputs, pooling).float().cpu()
+            keep = batch["labels"].cpu() != -100
+            features.append(pooled[keep])
+            labels.append(batch["labels"].cpu()[keep])
     finally:
         encoder.train(was_training)
     if not features:

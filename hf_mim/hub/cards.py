@@ -11,6 +11,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hf_mim.modalities import MODALITIES
 from hf_mim.training.arguments import TRAINING_ARGS_JSON
 
 # result keys written by ``hf-mim knn / probe / finetune --output``: (evaluation, metric); other keys (loss,
@@ -102,11 +103,11 @@ def settings_summary(args: dict) -> dict:
     }
 
 
-def eval_results(results: dict, dataset: str | None) -> list[EvalResult]:
+def eval_results(results: dict, dataset: str | None, task_type: str = "image-classification") -> list[EvalResult]:
     return [
         EvalResult(
-            task_type="image-classification",
-            task_name=f"Image classification ({evaluation})",
+            task_type=task_type,
+            task_name=f"{task_type.replace('-', ' ').capitalize()} ({evaluation})",  # "Image classification (...)"
             dataset_type=dataset or "unknown",
             dataset_name=dataset or "unknown",
             dataset_split="test",
@@ -128,14 +129,10 @@ def results_table(results: dict, dataset: str | None) -> str:
     return markdown_table(rows, ("evaluation", "dataset", "metric", "value")) if rows else "Not evaluated yet."
 
 
-def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor") -> str:
-    """Runs as it is, with or without hf_mim installed (``trust_remote_code`` uses the files in the repository)."""
-    if "Video" in auto_processor:
-        header, inputs = "import numpy as np\n", "videos"
-        example = "videos = [np.zeros((16, 224, 224, 3), dtype=np.uint8)]  # your clips: [frames, height, width, rgb]\n"
-    else:
-        header, inputs = "from PIL import Image\n", "images"
-        example = 'images = [Image.open("image.jpg")]  # your images\n'
+def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor", example=None) -> str:
+    """Runs as it is, with or without hf_mim installed (``trust_remote_code`` uses the files in the repository).
+    ``example``: the modality's ``(imports, inputs name, line making the inputs)`` (:attr:`Modality.usage_example`)."""
+    header, inputs, example = example or MODALITIES["image"].usage_example
     return (
         f"{header}from transformers import {auto_processor}, AutoModel\n\n"
         "# the checkpoint's own code runs without hf_mim; with hf_mim, `import hf_mim` and trust_remote_code can go\n"
@@ -175,7 +172,7 @@ def build_model_card(
         license=license or spec.license or "other",
         datasets=[dataset] if dataset else None,
         model_name=repo_id.split("/")[-1],
-        eval_results=eval_results(results, eval_dataset) or None,
+        eval_results=eval_results(results, eval_dataset, modality.classification_pipeline) or None,
         base_model=base_model,
     )
     return ModelCard.from_template(
@@ -188,7 +185,7 @@ def build_model_card(
         results_table=results_table(results, eval_dataset),
         reconstruction_image=reconstruction_image,
         reconstruction_source=reconstruction_source,
-        usage=usage_snippet(repo_id, spec.name, modality.auto_processor),
+        usage=usage_snippet(repo_id, spec.name, modality.auto_processor, modality.usage_example),
         license_note=license_note(spec, license),
     )
 

@@ -212,6 +212,8 @@ def monitoring_callbacks(args: PretrainArguments, spec, processor) -> list:
         probe_train, probe_test = probe_datasets(args, processor)
         callbacks.append(OnlineProbeCallback(probe_train, probe_test, every_n_steps=args.online_probe_steps))
     if args.reconstruction_steps > 0:
+        if spec is not None and not spec.data.reconstruction_images:
+            raise ValueError(f"--reconstruction_steps draws image grids; {spec.name} reads {spec.data.name} data: leave it at 0")
         source = args.probe_data if args.probe_data is not None else args.data
         images = prepare_dataset(subset(load_image_dataset(source, "train"), 16), processor, train=False)
         readable = [image for image in (images[i]["pixel_values"] for i in range(len(images))) if image is not None]
@@ -253,7 +255,10 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
             validation_raw, processor, train=False, column=args.image_column,
             transform=spec.make_transform(processor, train=False, scale=scale), **captions,
         )
-    collator = spec.collator(model.config, processor) if spec.collator else MIMCollator()
+    if spec.collator is not None:
+        collator = spec.collator(model.config, processor)
+    else:
+        collator = spec.data.collator() if spec.data.collator is not None else MIMCollator()
     callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
     trainer = MIMTrainer(
         model=model,
