@@ -143,8 +143,9 @@ def _demo_knn(spec, out: Path, processor, max_train=None) -> str:
     from hf_mim.evaluation.knn import knn_accuracy_for_checkpoint
 
     encoder = AutoModel.from_pretrained(out)
-    # mean-pooled patch features: after minutes of MAE training the patch tokens hold what was learnt, the cls token
-    # much less (demo data, step 50: +4.7 kNN points mean-pooled, +0.8 with cls); MAE fine-tuning pools the same way
+    # mean-pooled patch features: after minutes of MAE training the patch tokens hold more of what was learnt than
+    # the cls token (demo model, step 150: +13.4 kNN points over random init mean-pooled, +8.9 with cls); MAE
+    # fine-tuning pools the same way
     knn = {"data": None, "max_train": max_train, "pooling": "mean"}
     trained = knn_accuracy_for_checkpoint(encoder, processor, **knn)
     random_init = knn_accuracy_for_checkpoint(spec.model_class(encoder.config), processor, **knn)
