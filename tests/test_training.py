@@ -223,3 +223,22 @@ def test_a_killed_run_resumed_ends_with_bit_identical_weights(tmp_path):
     resumed = run(tmp_path / "killed", resume="last")
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_seeded_samples_fetch_a_batch_in_one_read_with_the_same_augmentation():
+    """The DataLoader fetches a batch through ``__getitems__`` (one Arrow read); each sample must still get the
+    random crop / flip of its own (seed, epoch, index), exactly as a one-by-one fetch gives it."""
+    from hf_mim.training.trainer import SeededSamples
+
+    spec = hf_mim.get_method("mae")
+    processor = spec.make_processor(tiny_config("mae"))
+    train = prepare_dataset(load_image_dataset(None, "train").select(range(12)), processor, train=True, with_labels=True)
+    samples = SeededSamples(train, seed=3)
+    samples.epoch = 2
+    indices = [7, 0, 11, 3, 3]
+    batched, one_by_one = samples.__getitems__(indices), [samples[index] for index in indices]
+    assert samples._rows is not None  # the one-read path was taken
+    for got, expected in zip(batched, one_by_one):
+        assert set(got) == set(expected) and got["labels"] == expected["labels"]
+        assert torch.equal(got["pixel_values"], expected["pixel_values"])
+    assert not torch.equal(batched[0]["pixel_values"], SeededSamples(train, seed=4).__getitems__([7])[0]["pixel_values"])
