@@ -105,14 +105,18 @@ def to_transformers(state_dict: dict) -> dict:
             dim = value.shape[1] if name == "attn.qkv.weight" else None
             _block_to_transformers(prefix, name, value, out, dim)
             continue
-        module, _, leaf = key.rpartition(".")
-        if key in TOP_TO_TRANSFORMERS:
-            out[TOP_TO_TRANSFORMERS[key]] = value
-        elif module in TOP_TO_TRANSFORMERS:
-            out[f"{TOP_TO_TRANSFORMERS[module]}.{leaf}"] = value
-        else:
-            raise KeyError(f"no transformers VideoMAE key for {key}")
+        out[_rename_top(key, TOP_TO_TRANSFORMERS, "no transformers VideoMAE key for")] = value
     return out
+
+
+def _rename_top(key: str, table: dict, missing: str) -> str:
+    """A non-block key through ``table``: the whole key, else its module with the leaf (weight / bias) kept."""
+    module, _, leaf = key.rpartition(".")
+    if key in table:
+        return table[key]
+    if module in table:
+        return f"{table[module]}.{leaf}"
+    raise KeyError(f"{missing} {key}")
 
 
 def from_transformers(state_dict: dict) -> dict:
@@ -138,13 +142,7 @@ def from_transformers(state_dict: dict) -> dict:
             module, leaf = name.rsplit(".", 1)
             out[f"{prefix}.{inverse_block[module]}.{leaf}"] = value
             continue
-        module, _, leaf = key.rpartition(".")
-        if key in inverse_top:
-            out[inverse_top[key]] = value
-        elif module in inverse_top:
-            out[f"{inverse_top[module]}.{leaf}"] = value
-        else:
-            raise KeyError(f"no hf_mim key for transformers VideoMAE key {key}")
+        out[_rename_top(key, inverse_top, "no hf_mim key for transformers VideoMAE key")] = value
     for prefix, parts in qkv.items():
         out[f"{prefix}.attn.qkv.weight"] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
     return out
