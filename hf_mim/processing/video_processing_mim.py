@@ -7,6 +7,8 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 
+from hf_mim.processing.remote_code_saving import SavesRemoteCode
+
 
 class MIMVideoProcessorKwargs(VideosKwargs, total=False):
     r"""
@@ -18,9 +20,11 @@ class MIMVideoProcessorKwargs(VideosKwargs, total=False):
     frame_stride: int
 
 
-class MIMVideoProcessor(BaseVideoProcessor):
+class MIMVideoProcessor(SavesRemoteCode, BaseVideoProcessor):
     valid_kwargs = MIMVideoProcessorKwargs
     model_input_names = ["pixel_values"]
+    remote_code_auto_class = "AutoVideoProcessor"
+    remote_code_config_file = "video_preprocessor_config.json"
 
     resample = PILImageResampling.BILINEAR
     image_mean = IMAGENET_DEFAULT_MEAN
@@ -66,13 +70,3 @@ class MIMVideoProcessor(BaseVideoProcessor):
         mean = torch.as_tensor(self.image_mean, dtype=pixel_values.dtype, device=pixel_values.device).reshape(-1, 1, 1)
         std = torch.as_tensor(self.image_std, dtype=pixel_values.dtype, device=pixel_values.device).reshape(-1, 1, 1)
         return (pixel_values * std + mean if self.do_normalize else pixel_values).clamp(0, 1)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save, then add the remote-code file and the ``AutoVideoProcessor`` entry of ``auto_map``."""
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        try:
-            from hf_mim.hub.remote_code import attach_processor_code
-        except ImportError:  # running from an exported bundle
-            return result
-        attach_processor_code(self, save_directory, "AutoVideoProcessor", "video_preprocessor_config.json")
-        return result

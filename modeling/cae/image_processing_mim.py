@@ -11,6 +11,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs
 
 from .mim_masking_generators import RandomMaskGenerator, SimMIMMaskGenerator
+from .remote_code_saving import SavesRemoteCode
 
 WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 
@@ -49,7 +50,7 @@ class MIMImageProcessorKwargs(ImagesKwargs, total=False):
     return_bool_masked_pos: bool
 
 
-class MIMImageProcessor(TorchvisionBackend):
+class MIMImageProcessor(SavesRemoteCode, TorchvisionBackend):
     valid_kwargs = MIMImageProcessorKwargs
 
     resample = PILImageResampling.BICUBIC
@@ -125,13 +126,3 @@ class MIMImageProcessor(TorchvisionBackend):
         std = torch.as_tensor(self.image_std, dtype=pixel_values.dtype, device=pixel_values.device).reshape(-1, 1, 1)
         values = pixel_values * std + mean if self.do_normalize else pixel_values
         return values.clamp(0, 1)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save, then add the remote-code file and ``auto_map`` (see ``hf_mim.hub.remote_code``)."""
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        try:
-            from hf_mim.hub.remote_code import attach_processor_code
-        except ImportError:  # running from an exported bundle: transformers copies the code itself
-            return result
-        attach_processor_code(self, save_directory)
-        return result

@@ -11,6 +11,7 @@ import torch
 from transformers import BatchFeature, FeatureExtractionMixin
 
 from .mim_layers_graph import check_edge_index
+from .remote_code_saving import SavesRemoteCode
 
 NORMALIZATIONS = (None, "row")
 
@@ -29,7 +30,7 @@ def collate_graphs(graphs: list[dict]) -> dict:
     return batch
 
 
-class GraphFeatureExtractor(FeatureExtractionMixin):
+class GraphFeatureExtractor(SavesRemoteCode, FeatureExtractionMixin):
     """Turns graphs into model inputs: float32 node features (optionally row-normalised), int64 edge ids checked
     against the node count, int64 labels; a list of graphs becomes one batch graph (:func:`collate_graphs`).
 
@@ -40,6 +41,7 @@ class GraphFeatureExtractor(FeatureExtractionMixin):
     """
 
     model_input_names = ["node_features", "edge_index"]
+    remote_code_auto_class = "AutoFeatureExtractor"
 
     def __init__(self, feature_size: int = 1433, normalize_features: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -82,13 +84,3 @@ class GraphFeatureExtractor(FeatureExtractionMixin):
         """``graphs``: one graph dict or a list of them -> a ``BatchFeature`` of one batch graph."""
         graphs = [graphs] if isinstance(graphs, dict) else list(graphs)
         return BatchFeature(collate_graphs([self.process_graph(g) for g in graphs]))
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save, then add the remote-code file and the ``AutoFeatureExtractor`` entry of ``auto_map``."""
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        try:
-            from hf_mim.hub.remote_code import attach_processor_code
-        except ImportError:  # running from an exported bundle
-            return result
-        attach_processor_code(self, save_directory, "AutoFeatureExtractor", "preprocessor_config.json")
-        return result
