@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForPreTraining
+import transformers
+from transformers import AutoConfig, TrainerCallback
 
 from hf_mim.data import (
     DataError,
@@ -130,7 +131,7 @@ def build_model_and_processor(args: PretrainArguments, train_dataset, image_colu
     processor_overrides = json.loads(args.processor_overrides) if args.processor_overrides else {}
     if args.model_name_or_path:
         check_config_fields(type(AutoConfig.from_pretrained(args.model_name_or_path)), overrides)
-        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+        model = getattr(transformers, spec.auto_pretraining).from_pretrained(args.model_name_or_path, **overrides)
         try:
             processor = spec.data.auto_class("processor").from_pretrained(args.model_name_or_path)
         except OSError:
@@ -260,6 +261,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     else:
         collator = spec.data.collator() if spec.data.collator is not None else MIMCollator()
     callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
+    if isinstance(collator, TrainerCallback):  # a collator that follows the training step (MEAP's step-seeded masks)
+        callbacks.append(collator)
     trainer = MIMTrainer(
         model=model,
         args=training_args,
