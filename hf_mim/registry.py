@@ -199,8 +199,11 @@ def get_method(name: str) -> MethodSpec:
     raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted({**METHODS, **RECIPES}))}")
 
 
+RECIPE_FIELD = "hf_mim_recipe"  # config field naming the recipe a transformers model was trained with
+
+
 def method_for_config(config) -> MethodSpec:
     for spec in METHODS.values():
         if isinstance(config, spec.config_class) and type(config) is spec.config_class:
             return spec
-    return get_method(config.model_type)
+    return get_method(getattr(config, RECIPE_FIELD, None) or config.model_type)

@@ -174,6 +174,7 @@ def test_trainer_loss_falls_save_load_and_resume_are_exact(tmp_path):
     state = trainer.model.state_dict()
     assert type(model) is LlamaForCausalLM and all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert AutoTokenizer.from_pretrained(tmp_path / "full").mask_token == "[MASK]"
+    check_card(tmp_path / "full")
 
     (tmp_path / "part").mkdir()
     import shutil
@@ -181,6 +182,20 @@ def test_trainer_loss_falls_save_load_and_resume_are_exact(tmp_path):
     shutil.copytree(tmp_path / "full" / "checkpoint-4", tmp_path / "part" / "checkpoint-4")
     resumed = run(tmp_path / "part", 8, resume="last")
     assert all(torch.equal(v, state[k]) for k, v in resumed.model.state_dict().items())
+
+
+def check_card(folder):
+    """The card of a MEAP checkpoint names the recipe, and its usage snippet runs as written (on the local folder)."""
+    from transformers import AutoConfig
+
+    from hf_mim.hub.cards import build_model_card, training_summary
+
+    card = build_model_card(AutoConfig.from_pretrained(folder), "user/meap-tiny", training=training_summary(folder))
+    assert card.data.pipeline_tag == "text-generation" and "meap" in card.data.tags
+    assert "mask-enhanced autoregressive prediction" in card.text and "trust_remote_code" not in card.text
+    snippet = card.text.split("```python\n")[1].split("```")[0].replace("user/meap-tiny", str(folder))
+    assert "AutoModelForCausalLM" in snippet
+    exec(snippet, {"print": lambda *a: None})
 
 
 def test_cli_pretrain_on_a_text_folder_and_continue_a_causal_lm(tmp_path, capsys):

@@ -26,7 +26,7 @@ from hf_mim.data import (
     to_mode,
     undecoded,
 )
-from hf_mim.registry import check_config_fields, get_method
+from hf_mim.registry import RECIPE_FIELD, RECIPES, check_config_fields, get_method
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import MIMTrainer, check_output_dir, checkpoint_to_resume, seed_run
 
@@ -243,6 +243,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     train_raw, validation_raw = load_training_data(args, training_args)
     seed_run(training_args)
     spec, model, processor = build_model_and_processor(args, train_raw, args.image_column)
+    if spec.name in RECIPES:  # a transformers model: its saved config says which recipe trained it (cards, push)
+        setattr(model.config, RECIPE_FIELD, spec.name)
     if args.streaming:  # after the channel detection in build_model_and_processor, which reads the first images
         train_raw = prepare_stream(train_raw, args, training_args)
     scale = (args.crop_scale_min, 1.0)
