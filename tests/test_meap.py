@@ -88,6 +88,19 @@ def test_step_seeding_with_accumulation_and_trainer_epoch_sync(tokenizer, blocks
     assert sorted(first.nonzero().flatten().tolist()) == sorted(meap_mask_positions(BLOCK, 0.15, 5))
 
 
+def test_dataloader_workers_mask_as_one_process(tokenizer, blocks):
+    """Each worker makes every n-th batch: the step of a batch, hence its positions, does not depend on workers."""
+    rows = [{"input_ids": ids} for ids in blocks["input_ids"][:48]]
+
+    def layouts(workers):
+        collator = DataCollatorForMEAP(tokenizer, gradient_accumulation_steps=2)
+        loader = torch.utils.data.DataLoader(rows, batch_size=4, collate_fn=collator, num_workers=workers)
+        return [tuple((b["input_ids"] == tokenizer.mask_token_id).any(0).nonzero().flatten().tolist()) for b in loader]
+
+    single = layouts(0)
+    assert layouts(2) == single and len(set(single)) == 6  # 12 batches, 6 steps
+
+
 def test_padding_and_special_tokens_are_never_masked(tokenizer):
     collator = DataCollatorForMEAP(tokenizer, mask_ratio=0.5, shift_targets=False)
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
