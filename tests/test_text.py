@@ -49,6 +49,8 @@ def test_text_sources_folder_of_txt_and_parquet(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no .txt or .parquet"):
         load_text_dataset(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="drop --streaming"):
+        load_text_dataset(str(tmp_path / "train.parquet"), streaming=True)
 
 
 def test_trained_tokenizer_has_mask_token_and_round_trips(tokenizer, tmp_path):

@@ -65,6 +65,8 @@ def load_text_dataset(source: str | None = None, split: str = "train", streaming
     """One split of a text dataset, one document per row. ``source``: None / "demo" (the generated key-value
     corpus), a WordNet folder (glosses; one train split), a folder of ``.txt`` files (one document per file), a
     parquet file / folder / glob or a ``datasets`` name."""
+    if streaming:
+        raise DataError("text is tokenized and packed into blocks as a whole (and trains the tokenizer): drop --streaming")
     base = split.split("[")[0]
     if source in (None, "demo"):
         if base not in DEMO_SPLITS:
@@ -80,8 +82,8 @@ def load_text_dataset(source: str | None = None, split: str = "train", streaming
         if not files:
             raise DataError(f"no .txt or .parquet files found under {path}")
         return Dataset.from_dict({"text": [file.read_text(encoding="utf-8", errors="replace") for file in files]})
-    dataset = _load(source, split, streaming, dataset_config)
-    if not streaming and len(dataset) == 0:
+    dataset = _load(source, split, False, dataset_config)
+    if len(dataset) == 0:
         raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
     return dataset
 
