@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from hf_mim.cli import main as cli_main
-from hf_mim.data.text import load_text_dataset, make_key_value_corpus, tokenize_into_blocks, train_tokenizer
+from hf_mim.data.text import make_key_value_corpus
 from hf_mim.models.meap import (
     DataCollatorForMEAP,
     add_mask_token,
@@ -16,18 +16,10 @@ from hf_mim.models.meap import (
     meap_sft_examples,
 )
 from hf_mim.registry import get_method
+from tests import test_text
 
-BLOCK = 32
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_tokenizer(load_text_dataset(None)["text"], vocab_size=300, model_max_length=BLOCK)
-
-
-@pytest.fixture(scope="module")
-def blocks(tokenizer):
-    return tokenize_into_blocks(load_text_dataset(None), tokenizer)
+BLOCK = test_text.BLOCK
+tokenizer, blocks = test_text.tokenizer, test_text.blocks  # fixtures: the demo corpus' tokenizer and blocks
 
 
 def tiny_llama(tokenizer, **overrides):
