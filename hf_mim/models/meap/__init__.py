@@ -24,6 +24,8 @@ TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_atten
             max_position_embeddings=64, vocab_size=300)
 DEMO = dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
             max_position_embeddings=128, vocab_size=1000)
+
+
 def meap_collator(config, processor) -> DataCollatorForMEAP:
     """The CLI's collator: the paper's pre-training ratio 0.15, inputs refused beyond the model's context."""
     return DataCollatorForMEAP(processor, mask_ratio=0.15, max_length=config.max_position_embeddings)
