@@ -132,6 +132,21 @@ MODALITIES = {
             "  # your graph: [nodes, features], (sources, targets)\n",
         ),
     ),
+    "text": Modality(
+        name="text",
+        load_dataset=_lazy("hf_mim.data.text:load_text_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.text:prepare_text_dataset"),
+        build_transform=_lazy("hf_mim.data.text:build_text_transform"),
+        config_from_data=_lazy("hf_mim.data.text:text_config_from_data"),
+        auto_processor="AutoTokenizer",
+        auto_classification="AutoModelForSequenceClassification",
+        processor_file="tokenizer_config.json",
+        feature_pipeline="text-generation",
+        classification_pipeline="text-classification",
+        tags=("masked-language-modeling", "text"),
+        reconstruction_images=False,
+        usage_example=("", "text", 'text = ["the door code of amber is"]  # your text\n'),
+    ),
 }
 
 

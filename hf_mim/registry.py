@@ -41,6 +41,11 @@ class MethodSpec:
     load_dataset / prepare_dataset: optional overrides of the modality's loader and preparer (same signatures).
     training_defaults: the official optimiser recipe as ``MIMTrainingArguments`` overrides (used by the CLI
     for flags the user did not give), e.g. SimMIM's base lr 1e-4 per 512 images and gradient clipping at 5.
+    auto_pretraining: the transformers Auto class that loads ``--model_name_or_path`` for training.
+
+    A method whose classes are transformers' own (MEAP trains any causal LM; its package defines ``RECIPE``
+    instead of ``METHOD``) is a *recipe*: ``hf-mim pretrain`` finds it like a method, but nothing is registered
+    with the Auto classes (transformers already maps its classes) and no remote code is exported for it.
     """
 
     name: str
@@ -61,6 +66,7 @@ class MethodSpec:
     modality: str = "image"
     load_dataset: object = None
     prepare_dataset: object = None
+    auto_pretraining: str = "AutoModelForPreTraining"
 
     @property
     def data(self) -> Modality:
@@ -139,6 +145,7 @@ def check_config_fields(config_class, overrides: dict) -> None:
 
 
 METHODS: dict[str, MethodSpec] = {}
+RECIPES: dict[str, MethodSpec] = {}  # methods built on transformers' own classes (see MethodSpec)
 
 
 def register(spec: MethodSpec) -> None:
@@ -174,6 +181,9 @@ def discover() -> dict[str, MethodSpec]:
         spec = getattr(module, "METHOD", None)
         if spec is not None:
             register(spec)
+        recipe = getattr(module, "RECIPE", None)
+        if recipe is not None:
+            RECIPES[recipe.name] = recipe
     return METHODS
 
 
@@ -181,16 +191,19 @@ def get_method(name: str) -> MethodSpec:
     """Look a method up by CLI name or by ``model_type``."""
     if not METHODS:
         discover()
-    if name in METHODS:
-        return METHODS[name]
+    if name in METHODS or name in RECIPES:
+        return METHODS.get(name) or RECIPES[name]
     for spec in METHODS.values():
         if spec.model_type == name:
             return spec
-    raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
+    raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted({**METHODS, **RECIPES}))}")
+
+
+RECIPE_FIELD = "hf_mim_recipe"  # config field naming the recipe a transformers model was trained with
 
 
 def method_for_config(config) -> MethodSpec:
     for spec in METHODS.values():
         if isinstance(config, spec.config_class) and type(config) is spec.config_class:
             return spec
-    return get_method(config.model_type)
+    return get_method(getattr(config, RECIPE_FIELD, None) or config.model_type)

@@ -129,10 +129,22 @@ def results_table(results: dict, dataset: str | None) -> str:
     return markdown_table(rows, ("evaluation", "dataset", "metric", "value")) if rows else "Not evaluated yet."
 
 
-def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor", example=None) -> str:
+def usage_snippet(repo_id: str, method: str, auto_processor: str = "AutoImageProcessor", example=None,
+                  auto_model: str | None = None) -> str:
     """Runs as it is, with or without hf_mim installed (``trust_remote_code`` uses the files in the repository).
-    ``example``: the modality's ``(imports, inputs name, line making the inputs)`` (:attr:`Modality.usage_example`)."""
+    ``example``: the modality's ``(imports, inputs name, line making the inputs)`` (:attr:`Modality.usage_example`).
+    ``auto_model``: for a recipe's checkpoint (a transformers model, e.g. MEAP's causal LM), the Auto class that
+    loads it; the snippet then generates with it, with no remote code."""
     header, inputs, example = example or MODALITIES["image"].usage_example
+    if auto_model is not None:
+        return (
+            f"{header}from transformers import {auto_processor}, {auto_model}\n\n"
+            "# a plain transformers checkpoint: neither hf_mim nor remote code is needed\n"
+            f'processor = {auto_processor}.from_pretrained("{repo_id}")\n'
+            f'model = {auto_model}.from_pretrained("{repo_id}")  # trained with {method}\n'
+            f"{example}"
+            f'print(processor.batch_decode(model.generate(**processor({inputs}, return_tensors="pt"), max_new_tokens=20)))'
+        )
     return (
         f"{header}from transformers import {auto_processor}, AutoModel\n\n"
         "# the checkpoint's own code runs without hf_mim; with hf_mim, `import hf_mim` and trust_remote_code can go\n"
@@ -157,7 +169,7 @@ def build_model_card(
 ) -> ModelCard:
     """``dataset``: the pre-training data (front matter ``datasets``). ``eval_dataset``: the data ``results`` were
     measured on (default: the ``eval_dataset`` recorded in the results, "demo" being the bundled data)."""
-    from hf_mim.registry import method_for_config
+    from hf_mim.registry import RECIPES, method_for_config
 
     spec = method_for_config(config)
     results = results or {}
@@ -185,7 +197,8 @@ def build_model_card(
         results_table=results_table(results, eval_dataset),
         reconstruction_image=reconstruction_image,
         reconstruction_source=reconstruction_source,
-        usage=usage_snippet(repo_id, spec.name, modality.auto_processor, modality.usage_example),
+        usage=usage_snippet(repo_id, spec.name, modality.auto_processor, modality.usage_example,
+                            spec.auto_pretraining if spec.name in RECIPES else None),
         license_note=license_note(spec, license),
     )
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForPreTraining
+import transformers
+from transformers import AutoConfig, TrainerCallback
 
 from hf_mim.data import (
     DataError,
@@ -25,7 +26,7 @@ from hf_mim.data import (
     to_mode,
     undecoded,
 )
-from hf_mim.registry import check_config_fields, get_method
+from hf_mim.registry import RECIPE_FIELD, RECIPES, check_config_fields, get_method
 from hf_mim.training.arguments import MIMTrainingArguments
 from hf_mim.training.trainer import MIMTrainer, check_output_dir, checkpoint_to_resume, seed_run
 
@@ -130,7 +131,7 @@ def build_model_and_processor(args: PretrainArguments, train_dataset, image_colu
     processor_overrides = json.loads(args.processor_overrides) if args.processor_overrides else {}
     if args.model_name_or_path:
         check_config_fields(type(AutoConfig.from_pretrained(args.model_name_or_path)), overrides)
-        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+        model = getattr(transformers, spec.auto_pretraining).from_pretrained(args.model_name_or_path, **overrides)
         try:
             processor = spec.data.auto_class("processor").from_pretrained(args.model_name_or_path)
         except OSError:
@@ -242,6 +243,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     train_raw, validation_raw = load_training_data(args, training_args)
     seed_run(training_args)
     spec, model, processor = build_model_and_processor(args, train_raw, args.image_column)
+    if spec.name in RECIPES:  # a transformers model: its saved config says which recipe trained it (cards, push)
+        setattr(model.config, RECIPE_FIELD, spec.name)
     if args.streaming:  # after the channel detection in build_model_and_processor, which reads the first images
         train_raw = prepare_stream(train_raw, args, training_args)
     scale = (args.crop_scale_min, 1.0)
@@ -260,6 +263,8 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     else:
         collator = spec.data.collator() if spec.data.collator is not None else MIMCollator()
     callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
+    if isinstance(collator, TrainerCallback):  # a collator that follows the training step (MEAP's step-seeded masks)
+        callbacks.append(collator)
     trainer = MIMTrainer(
         model=model,
         args=training_args,
