@@ -138,7 +138,7 @@ MODALITIES = {
         prepare_dataset=_lazy("hf_mim.data.grids:prepare_grid_dataset"),
         build_transform=_lazy("hf_mim.data.grids:build_grid_transform"),
         auto_processor="AutoFeatureExtractor",
-        # no Hub task for radiance grids: the shape-class head of the demo data is a sequence-level classifier
+        # no Hub task for radiance grids; a grid-level classifier (none registered yet) is sequence-level
         auto_classification="AutoModelForSequenceClassification",
         feature_pipeline="feature-extraction",
         classification_pipeline="feature-extraction",

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value
 
-from hf_mim.data import DataError, find_column
+from hf_mim.data import DataError, find_column, generated_split
 
 GRID_COLUMN_CANDIDATES = ("rgbsigma", "grid", "grid_values", "path")
 LABEL_COLUMN_CANDIDATES = ("label", "labels")
@@ -86,15 +86,12 @@ def read_npz_grid(path: str) -> np.ndarray:
 
 def load_grid_dataset(source: str | None = None, split: str = "train", streaming: bool = False, dataset_config=None):
     """One split of a radiance-grid dataset (see the module docstring for the sources)."""
-    from hf_mim.data import MissingSplitError, _load
+    from hf_mim.data import _load
 
     if streaming:
         raise DataError("radiance grids are read per file, not streamed; drop --streaming")
     if source in (None, "demo"):
-        base = split.split("[")[0]
-        if base not in DEMO_SPLITS:
-            raise MissingSplitError(f"the demo grids have splits {sorted(DEMO_SPLITS)}, not {split!r}")
-        count, seed = DEMO_SPLITS[base]
+        count, seed = generated_split(split, DEMO_SPLITS, "grids")
         return make_primitive_grids(count, seed=seed)
     path = Path(str(source)).expanduser()
     if path.is_dir() and (any(path.glob("*.npz")) or any(path.glob("*/*.npz"))):
