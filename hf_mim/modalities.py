@@ -147,6 +147,23 @@ MODALITIES = {
         reconstruction_images=False,
         usage_example=("", "text", 'text = ["the door code of amber is"]  # your text\n'),
     ),
+    "grid": Modality(
+        name="grid",
+        load_dataset=_lazy("hf_mim.data.grids:load_grid_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.grids:prepare_grid_dataset"),
+        build_transform=_lazy("hf_mim.data.grids:build_grid_transform"),
+        auto_processor="AutoFeatureExtractor",
+        # no Hub task for radiance grids; a grid-level classifier (none registered yet) is sequence-level
+        auto_classification="AutoModelForSequenceClassification",
+        feature_pipeline="feature-extraction",
+        classification_pipeline="feature-extraction",
+        tags=("masked-volume-modeling", "nerf", "3d"),
+        reconstruction_images=False,
+        usage_example=(
+            "import numpy as np\n", "grids",
+            "grids = [np.zeros((32, 32, 32, 4), dtype=np.float32)]  # your radiance grids: [x, y, z, rgb + density]\n",
+        ),
+    ),
 }
 
 

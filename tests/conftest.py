@@ -46,10 +46,12 @@ def images_gray32():
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
-    a batch of ``len(images)`` generated graphs as a dict of inputs (``model_inputs`` passes either to a model),
+    a batch of ``len(images)`` generated graphs (grid methods: radiance grids) as a dict of inputs (``model_inputs`` passes either to a model),
     so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
+    if spec.modality == "grid":
+        return demo_grid_batch(len(images), config.grid_size)
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -68,6 +70,15 @@ def demo_graph_batch(num_graphs: int = 4, feature_size: int = 16, num_nodes: int
     graphs = make_sbm_graphs(num_graphs, num_nodes=num_nodes, feature_size=feature_size, seed=seed)
     batch = GraphFeatureExtractor(feature_size)([graphs[i] for i in range(num_graphs)])
     return {"node_features": batch["node_features"], "edge_index": batch["edge_index"]}
+
+
+def demo_grid_batch(num_grids: int = 2, grid_size: int = 32, seed: int = 0) -> dict:
+    """``num_grids`` generated radiance grids (coloured primitives), padded: ``grid_values`` and ``valid_mask``."""
+    from hf_mim.data.grids import make_primitive_grids
+    from hf_mim.processing.grid_processing_mim import NeRFMAEFeatureExtractor
+
+    grids = make_primitive_grids(num_grids, size=grid_size, seed=seed).with_format("numpy")
+    return dict(NeRFMAEFeatureExtractor(grid_size, size_multiple=grid_size)([grids[i]["rgbsigma"] for i in range(num_grids)]))
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

@@ -42,6 +42,14 @@ class MissingSplitError(DataError):
     """The source has no split of that name."""
 
 
+def generated_split(split: str, splits: dict, what: str) -> tuple:
+    """``splits[base of split]`` (e.g. ``(count, seed)`` of a generated demo set) or a clear MissingSplitError."""
+    base = split.split("[")[0]
+    if base not in splits:
+        raise MissingSplitError(f"the demo {what} have splits {sorted(splits)}, not {split!r}")
+    return splits[base]
+
+
 # share of the train split held out for evaluation when a labelled source has no test / validation split
 HELD_OUT_FRACTION = 0.2
 

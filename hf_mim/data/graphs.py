@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from datasets import Array2D, Dataset, Features, List, Value
 
-from hf_mim.data import DataError, find_column
+from hf_mim.data import DataError, find_column, generated_split
 from hf_mim.processing.graph_processing_mim import collate_graphs
 
 NODE_FEATURE_CANDIDATES = ("node_features", "x", "features", "node_feat")
@@ -98,10 +98,7 @@ def load_graph_dataset(source: str | None = None, split: str = "train", streamin
     if streaming:
         raise DataError("graph datasets are read whole (a graph cannot be streamed node by node); drop --streaming")
     if source in (None, "demo"):
-        base = split.split("[")[0]
-        if base not in DEMO_SPLITS:
-            raise MissingSplitError(f"the demo graphs have splits {sorted(DEMO_SPLITS)}, not {split!r}")
-        count, seed = DEMO_SPLITS[base]
+        count, seed = generated_split(split, DEMO_SPLITS, "graphs")
         return make_sbm_graphs(count, seed=seed)
     if is_wordnet_folder(source):
         base = split.split("[")[0]

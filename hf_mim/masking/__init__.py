@@ -13,8 +13,10 @@ from hf_mim.masking.core import (
 )
 from hf_mim.masking.generators import RandomMaskGenerator, SimMIMMaskGenerator
 from hf_mim.masking.video import RunningCellMaskGenerator, TubeMaskGenerator, top_relevance_mask
+from hf_mim.masking.volume import BlockMaskGenerator3D
 
 __all__ = [
+    "BlockMaskGenerator3D",
     "MaskInfo",
     "RandomMaskGenerator",
     "RunningCellMaskGenerator",
