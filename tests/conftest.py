@@ -47,9 +47,12 @@ def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs as a dict of inputs (``model_inputs`` passes either to a model),
-    so generic tests run on every modality."""
+    so generic tests run on every modality; tabular methods get ``len(images)`` standardised rows of
+    scikit-learn's digits (the first ``config.feature_size`` features)."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
+    if spec.modality == "tabular":
+        return demo_tabular_batch(len(images), config.feature_size)
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -68,6 +71,18 @@ def demo_graph_batch(num_graphs: int = 4, feature_size: int = 16, num_nodes: int
     graphs = make_sbm_graphs(num_graphs, num_nodes=num_nodes, feature_size=feature_size, seed=seed)
     batch = GraphFeatureExtractor(feature_size)([graphs[i] for i in range(num_graphs)])
     return {"node_features": batch["node_features"], "edge_index": batch["edge_index"]}
+
+
+def demo_tabular_batch(num_rows: int = 8, feature_size: int = 16) -> dict:
+    """``{"input_values": [num_rows, feature_size]}``: standardised digits rows, the first ``feature_size`` pixels
+    that vary in the training split."""
+    from hf_mim.data.tabular import feature_matrix, load_tabular_dataset, tabular_columns
+    from hf_mim.processing import TabularFeatureExtractor
+
+    train = load_tabular_dataset("digits", "train")
+    features = feature_matrix(train, tabular_columns(train)[0])
+    features = features[:, features.std(0) > 0][:, :feature_size]
+    return {"input_values": TabularFeatureExtractor.fit(features).standardize(features[:num_rows])}
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

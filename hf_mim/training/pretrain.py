@@ -259,7 +259,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
         collator = spec.collator(model.config, processor)
     else:
         collator = spec.data.collator() if spec.data.collator is not None else MIMCollator()
-    callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
+    callbacks = list(callbacks or []) + (spec.callbacks() if spec.callbacks else []) + monitoring_callbacks(args, spec, processor)
     trainer = MIMTrainer(
         model=model,
         args=training_args,
