@@ -34,12 +34,12 @@ METHOD = MethodSpec(
     processor_class=TabularFeatureExtractor,
     modality="tabular",
     callbacks=lambda: [SETCallback()],
-    # train_sparse_DAE.py: SGD momentum 0.9, lr 0.01, batch 100, 100 epochs, weight decay 1e-5. The official decay
-    # is w -= 1e-5 w outside the momentum and not scaled by lr; torch's SGD folds it into the gradient (and
-    # Trainer spares biases): a difference of ~1e-6 per step in the weights' scale.
+    # train_sparse_DAE.py: SGD momentum 0.9, lr 0.01, batch 100 (the last incomplete batch skipped), 100 epochs,
+    # weight decay 1e-5. The official decay is w -= 1e-5 w outside the momentum and not scaled by lr; torch's SGD
+    # folds it into the gradient (and Trainer spares biases): a difference of ~1e-6 per step in the weights' scale.
     training_defaults=dict(optim="sgd", optim_args="momentum=0.9", learning_rate=0.01, weight_decay=1e-5,
-                           per_device_train_batch_size=100, num_train_epochs=100, lr_scheduler_type="constant",
-                           warmup_steps=0.0),
+                           per_device_train_batch_size=100, dataloader_drop_last=True, num_train_epochs=100,
+                           lr_scheduler_type="constant", warmup_steps=0.0),
 )
 
 __all__ = ["METHOD", "QuickSelectionConfig", "QuickSelectionForPreTraining", "QuickSelectionModel", "SETCallback", "SparseLinear"]

@@ -4,8 +4,8 @@ neurons' strengths rank the features.
 One hidden layer: ``hidden = sigmoid(W1 (x + noise_factor * noise) + b1)``, ``reconstruction = W2 hidden + b2``,
 both weight matrices sparse (Erdős–Rényi). After every epoch but the last, each layer loses the fraction ``zeta`` of
 its negative and of its positive weights closest to zero and regrows as many connections at random cells
-(:class:`~hf_mim.models.quickselection.set_training.SETCallback`). A feature's importance is the strength of its input neuron: the sum of ``|w|`` over its
-connections, read from the input weights saved at the last prune.
+(:class:`~hf_mim.models.quickselection.set_training.SETCallback`). A feature's importance is the strength of its
+input neuron: the sum of ``|w|`` over its connections, read from the input weights saved at the last prune.
 
 Faithful to zahraatashgahi/QuickSelection (``Sparse_DAE.py``: ``createSparseWeights``, ``_feed_forward``,
 ``_back_prop``, ``weightsEvolution_II``; ``fs_utils.py``: ``fs_strength_w``; ``train_sparse_DAE.py``), where
@@ -24,6 +24,8 @@ paper and code differ we follow the code:
   go too; regrown cells may be ones just pruned; the pruned weights' momentum is dropped, regrown ones start at 0.
 * features are ranked from the input weights as pruned at the last SET step (the code saves them then and trains
   one more epoch without evolving), not from the final weights.
+* not reproduced: the code decays weights by ``w -= 1e-5 w`` outside the momentum (torch's SGD adds the decay to
+  the gradient). Its skipping of an epoch's last incomplete batch is ``hf-mim pretrain``'s default here.
 
 A connection exists where its weight is nonzero: the layers are dense tensors whose zeros are absent connections
 (gradients are masked to the existing ones), so the sparsity pattern is saved with the weights.
