@@ -164,6 +164,24 @@ MODALITIES = {
             "grids = [np.zeros((32, 32, 32, 4), dtype=np.float32)]  # your radiance grids: [x, y, z, rgb + density]\n",
         ),
     ),
+    "tabular": Modality(
+        name="tabular",
+        load_dataset=_lazy("hf_mim.data.tabular:load_tabular_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.tabular:prepare_tabular_dataset"),
+        build_transform=_lazy("hf_mim.data.tabular:build_tabular_transform"),
+        config_from_data=_lazy("hf_mim.data.tabular:tabular_config_from_data"),
+        auto_processor="AutoFeatureExtractor",
+        # transformers has no tabular head class; a tabular method's evaluation is a classifier on its outputs
+        auto_classification="AutoModel",
+        feature_pipeline="feature-extraction",
+        classification_pipeline="tabular-classification",
+        tags=("feature-selection", "tabular"),
+        reconstruction_images=False,
+        usage_example=(
+            "import numpy as np\n", "rows",
+            "rows = np.random.rand(4, processor.feature_size)  # your rows: [samples, features], unstandardised\n",
+        ),
+    ),
 }
 
 

@@ -39,6 +39,8 @@ class MethodSpec:
     modality: "image" (default), "video", ...: how data is loaded and prepared, which Auto classes load the
     processor and the classification head, and the Hub tags (see :mod:`hf_mim.modalities`).
     load_dataset / prepare_dataset: optional overrides of the modality's loader and preparer (same signatures).
+    callbacks: optional factory ``() -> list[TrainerCallback]`` of training rules the method needs beyond the loss
+    (QuickSelection's sparse evolutionary training), added by ``hf-mim pretrain``.
     training_defaults: the official optimiser recipe as ``MIMTrainingArguments`` overrides (used by the CLI
     for flags the user did not give), e.g. SimMIM's base lr 1e-4 per 512 images and gradient clipping at 5.
     auto_pretraining: the transformers Auto class that loads ``--model_name_or_path`` for training.
@@ -67,6 +69,7 @@ class MethodSpec:
     load_dataset: object = None
     prepare_dataset: object = None
     auto_pretraining: str = "AutoModelForPreTraining"
+    callbacks: object = None
 
     @property
     def data(self) -> Modality:

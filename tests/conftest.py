@@ -46,12 +46,15 @@ def images_gray32():
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
-    a batch of ``len(images)`` generated graphs (grid methods: radiance grids) as a dict of inputs (``model_inputs`` passes either to a model),
-    so generic tests run on every modality."""
+    a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
+    of scikit-learn's digits, the first ``config.feature_size`` features) as a dict of inputs (``model_inputs``
+    passes either to a model), so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "grid":
         return demo_grid_batch(len(images), config.grid_size)
+    if spec.modality == "tabular":
+        return demo_tabular_batch(len(images), config.feature_size)
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -79,6 +82,18 @@ def demo_grid_batch(num_grids: int = 2, grid_size: int = 32, seed: int = 0) -> d
 
     grids = make_primitive_grids(num_grids, size=grid_size, seed=seed).with_format("numpy")
     return dict(NeRFMAEFeatureExtractor(grid_size, size_multiple=grid_size)([grids[i]["rgbsigma"] for i in range(num_grids)]))
+
+
+def demo_tabular_batch(num_rows: int = 8, feature_size: int = 16) -> dict:
+    """``{"input_values": [num_rows, feature_size]}``: standardised digits rows, the first ``feature_size`` pixels
+    that vary in the training split."""
+    from hf_mim.data.tabular import feature_matrix, load_tabular_dataset, tabular_columns
+    from hf_mim.processing import TabularFeatureExtractor
+
+    train = load_tabular_dataset("digits", "train")
+    features = feature_matrix(train, tabular_columns(train)[0])
+    features = features[:, features.std(0) > 0][:, :feature_size]
+    return {"input_values": TabularFeatureExtractor.fit(features).standardize(features[:num_rows])}
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

@@ -262,7 +262,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
         collator = spec.collator(model.config, processor)
     else:
         collator = spec.data.collator() if spec.data.collator is not None else MIMCollator()
-    callbacks = list(callbacks or []) + monitoring_callbacks(args, spec, processor)
+    callbacks = list(callbacks or []) + (spec.callbacks() if spec.callbacks else []) + monitoring_callbacks(args, spec, processor)
     if isinstance(collator, TrainerCallback):  # a collator that follows the training step (MEAP's step-seeded masks)
         callbacks.append(collator)
     trainer = MIMTrainer(
