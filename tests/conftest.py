@@ -46,10 +46,12 @@ def images_gray32():
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
-    a batch of ``len(images)`` generated graphs as a dict of inputs (``model_inputs`` passes either to a model),
+    a batch of ``len(images)`` generated graphs as a dict of inputs (point-cloud methods: generated shapes) (``model_inputs`` passes either to a model),
     so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
+    if spec.modality == "points":
+        return {"points": demo_point_batch(len(images), config.num_points)}
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -68,6 +70,16 @@ def demo_graph_batch(num_graphs: int = 4, feature_size: int = 16, num_nodes: int
     graphs = make_sbm_graphs(num_graphs, num_nodes=num_nodes, feature_size=feature_size, seed=seed)
     batch = GraphFeatureExtractor(feature_size)([graphs[i] for i in range(num_graphs)])
     return {"node_features": batch["node_features"], "edge_index": batch["edge_index"]}
+
+
+def demo_point_batch(count: int = 4, num_points: int = 256, seed: int = 0) -> torch.Tensor:
+    """``[count, num_points, 3]`` generated shape clouds (one per class in turn), sampled and normalised by the
+    point-cloud feature extractor."""
+    from hf_mim.data.points import SHAPE_CLASSES, make_shape_clouds
+    from hf_mim.processing.point_processing_mim import PointCloudFeatureExtractor
+
+    clouds = make_shape_clouds(-(-count // len(SHAPE_CLASSES)), num_points=num_points, seed=seed)
+    return PointCloudFeatureExtractor(num_points)([clouds[i]["points"] for i in range(count)])["points"]
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a
