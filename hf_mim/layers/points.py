@@ -14,15 +14,15 @@ def farthest_point_sample(points: torch.Tensor, count: int) -> torch.Tensor:
     batch, num_points, _ = points.shape
     if count > num_points:
         raise ValueError(f"cannot sample {count} centres from {num_points} points: give clouds of at least {count} points")
+    coords = points.transpose(1, 2).contiguous()  # [B, 3, N]: the per-step distance runs on contiguous rows
     indices = torch.zeros(batch, count, dtype=torch.long, device=points.device)
     nearest = torch.full((batch, num_points), float("inf"), dtype=points.dtype, device=points.device)
-    farthest = torch.zeros(batch, dtype=torch.long, device=points.device)
-    rows = torch.arange(batch, device=points.device)
+    farthest = torch.zeros(batch, 1, dtype=torch.long, device=points.device)
     for i in range(count):
-        indices[:, i] = farthest
-        chosen = points[rows, farthest].unsqueeze(1)
-        nearest = torch.minimum(nearest, (points - chosen).pow(2).sum(-1))
-        farthest = nearest.argmax(dim=1)
+        indices[:, i : i + 1] = farthest
+        offset = coords - torch.gather(coords, 2, farthest.unsqueeze(1).expand(-1, 3, -1))
+        nearest = torch.minimum(nearest, offset.mul_(offset).sum(dim=1))
+        farthest = nearest.argmax(dim=1, keepdim=True)
     return indices
 
 
