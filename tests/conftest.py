@@ -46,8 +46,8 @@ def images_gray32():
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
-    a batch of ``len(images)`` generated graphs as a dict of inputs (point-cloud methods: generated shapes) (``model_inputs`` passes either to a model),
-    so generic tests run on every modality."""
+    a batch of ``len(images)`` generated graphs as a dict of inputs, point-cloud methods ``{"points": ...}`` of as
+    many generated shapes (``model_inputs`` passes either to a model), so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "points":
