@@ -109,8 +109,8 @@ def test_explicit_masks_and_bad_input_are_checked(clouds):
     with torch.no_grad():
         assert torch.equal(model(**inputs).loss, model(**inputs).loss)
         for bad, message in (
-            (torch.zeros(4, 8, dtype=torch.bool), "some but not all"),
-            (torch.ones(4, 8, dtype=torch.bool), "some but not all"),
+            (torch.zeros(4, 8, dtype=torch.bool), "hides no patch"),
+            (torch.ones(4, 8, dtype=torch.bool), "hides every patch"),
             (torch.tensor([[True] * 4 + [False] * 4] * 3 + [[True] * 5 + [False] * 3]), "same number"),
             (torch.zeros(4, 7, dtype=torch.bool), "shape"),
         ):

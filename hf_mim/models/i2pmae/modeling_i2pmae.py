@@ -479,9 +479,12 @@ class I2PMAEForPreTraining(TeacherHolderMixin, I2PMAEPreTrainedModel):
         if mask.device.type == "meta":
             return mask
         counts = mask.sum(dim=1)
-        if not bool((counts == counts[0]).all()) or not 0 < int(counts[0]) < shape[1]:
+        for bad, problem in ((counts == 0, "hides no patch"), (counts == shape[1], "hides every patch")):
+            if bool(bad.any()):
+                raise ValueError(f"bool_masked_pos {problem} (top-scale token) of a cloud: mask some but not all")
+        if not bool((counts == counts[0]).all()):
             raise ValueError(f"bool_masked_pos masks {counts.tolist()} of {shape[1]} tokens per cloud: mask the same number "
-                             "in every cloud, some but not all")
+                             "in every cloud (the decoder appends one mask token per masked place)")
         return mask
 
     def mask_generator(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
