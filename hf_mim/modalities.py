@@ -182,6 +182,24 @@ MODALITIES = {
             "rows = np.random.rand(4, processor.feature_size)  # your rows: [samples, features], unstandardised\n",
         ),
     ),
+    "points": Modality(
+        name="points",
+        load_dataset=_lazy("hf_mim.data.points:load_point_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.points:prepare_point_dataset"),
+        build_transform=_lazy("hf_mim.data.points:build_point_transform"),
+        auto_processor="AutoFeatureExtractor",
+        # one label per cloud, a cloud being a set of point tokens: transformers' per-sequence head class (there is
+        # no AutoModelForPointCloudClassification)
+        auto_classification="AutoModelForSequenceClassification",
+        feature_pipeline="feature-extraction",
+        classification_pipeline="other",
+        tags=("masked-point-modeling", "point-cloud"),
+        reconstruction_images=False,
+        usage_example=(
+            "import numpy as np\n", "clouds",
+            "clouds = [np.random.randn(4096, 3)]  # your point clouds: [points, xyz]\n",
+        ),
+    ),
 }
 
 

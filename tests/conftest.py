@@ -47,14 +47,17 @@ def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
-    of scikit-learn's digits, the first ``config.feature_size`` features) as a dict of inputs (``model_inputs``
-    passes either to a model), so generic tests run on every modality."""
+    of scikit-learn's digits, the first ``config.feature_size`` features; point-cloud methods ``{"points": ...}``
+    of as many generated shapes) as a dict of inputs (``model_inputs`` passes either to a model), so generic tests
+    run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "grid":
         return demo_grid_batch(len(images), config.grid_size)
     if spec.modality == "tabular":
         return demo_tabular_batch(len(images), config.feature_size)
+    if spec.modality == "points":
+        return {"points": demo_point_batch(len(images), config.num_points)}
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -94,6 +97,16 @@ def demo_tabular_batch(num_rows: int = 8, feature_size: int = 16) -> dict:
     features = feature_matrix(train, tabular_columns(train)[0])
     features = features[:, features.std(0) > 0][:, :feature_size]
     return {"input_values": TabularFeatureExtractor.fit(features).standardize(features[:num_rows])}
+
+
+def demo_point_batch(count: int = 4, num_points: int = 256, seed: int = 0) -> torch.Tensor:
+    """``[count, num_points, 3]`` generated shape clouds (one per class in turn), sampled and normalised by the
+    point-cloud feature extractor."""
+    from hf_mim.data.points import SHAPE_CLASSES, make_shape_clouds
+    from hf_mim.processing.point_processing_mim import PointCloudFeatureExtractor
+
+    clouds = make_shape_clouds(-(-count // len(SHAPE_CLASSES)), num_points=num_points, seed=seed)
+    return PointCloudFeatureExtractor(num_points)([clouds[i]["points"] for i in range(count)])["points"]
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

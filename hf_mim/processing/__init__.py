@@ -3,10 +3,14 @@
 from hf_mim.processing.graph_processing_mim import GraphFeatureExtractor
 from hf_mim.processing.grid_processing_mim import NeRFMAEFeatureExtractor
 from hf_mim.processing.image_processing_mim import MIMImageProcessor
+from hf_mim.processing.point_processing_mim import PointCloudFeatureExtractor
 from hf_mim.processing.tabular_processing_mim import TabularFeatureExtractor
 from hf_mim.processing.video_processing_mim import MIMVideoProcessor
 
-__all__ = ["GraphFeatureExtractor", "MIMImageProcessor", "MIMVideoProcessor", "NeRFMAEFeatureExtractor", "TabularFeatureExtractor", "processor_for_config"]
+__all__ = [
+    "GraphFeatureExtractor", "MIMImageProcessor", "MIMVideoProcessor", "NeRFMAEFeatureExtractor", "PointCloudFeatureExtractor",
+    "TabularFeatureExtractor", "processor_for_config",
+]
 
 
 def processor_for_config(config, **kwargs) -> MIMImageProcessor:
