@@ -1,5 +1,5 @@
 """TGM rows of benchmarks/RESULTS.md: text-guided pre-training on the generated video demo set (moving Fashion-MNIST
-objects, 300 train / 100 test clips, 10 classes) on one CPU thread, then kNN and linear probe of the encoder
+objects, 4,000 train / 1,000 test clips, 10 classes) on one CPU thread, then kNN and linear probe of the encoder
 against the same encoder at random init.
 
 1. A small CLIP (transformers CLIPModel, 32 px, 4x4 patches = the tubelet grid) is trained for ``--clip_seconds`` on
@@ -28,7 +28,7 @@ import torch
 
 torch.set_num_threads(1)
 
-from hf_mim.data.video import CAPTION_TEMPLATE, FASHION_CLASSES, demo_video_dir, read_video  # noqa: E402
+from hf_mim.data.video import CAPTION_TEMPLATE, DEMO_VERSION, FASHION_CLASSES, demo_video_dir, read_video  # noqa: E402
 from hf_mim.masking import top_relevance_mask  # noqa: E402
 from hf_mim.models.tgm import tiny_clip  # noqa: E402
 from hf_mim.models.tgm.modeling_tgm import byte_level_clip_tokenizer  # noqa: E402
@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--tube_baseline", action="store_true", help="VideoMAE with a random tube mask instead")
     options = parser.parse_args()
     out = Path(options.output_dir)
-    results = {"data": "generated moving Fashion-MNIST clips (demo_video_v1): 300 train / 100 test, 10 classes"}
+    results = {"data": f"generated moving Fashion-MNIST clips (demo_video_{DEMO_VERSION}), 10 classes"}
     if options.tube_baseline:
         method, overrides = "videomae2", {"mask_ratio": 0.6, "decoder_mask_ratio": 0.0}
     else:
