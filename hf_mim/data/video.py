@@ -270,13 +270,14 @@ def moving_object_clip(image: np.ndarray, num_frames: int, size: int, rng: np.ra
 def make_demo_videos(folder, clips_per_class=(400, 100), num_frames: int = 32, size: int = 32, object_size: int = 24, speed=(0.125, 0.25), seed: int = 0) -> Path:
     """Write the demo set: ``train/<class>/*.mp4`` and ``test/<class>/*.mp4``, ``clips_per_class`` (train, test)
     clips per Fashion-MNIST class (at most the 400 / 100 bundled demo images of a class), each one object of that
-    class moving over a black canvas. Deterministic for a seed; about a minute on a CPU for the full set.
+    class moving over a black canvas. Deterministic for a seed; about 3 CPU-minutes for the full set (built once by
+    :func:`demo_video_dir`).
 
     Why these defaults: the object fills most of the frame (24 of 32 px) and drifts slowly (0.5-1 px between two
     frames of a clip sampled every 4th frame), so what a masked video model must learn is the object's shape and
     texture rather than its trajectory; with the first set (300 clips of 16 px objects crossing the frame at 4-10
     px per sampled frame) pre-training lost to random init on kNN because position dominated the features (see
-    "Video demo set" in benchmarks/RESULTS.md)."""
+    "Why the demo set changed" in benchmarks/RESULTS.md)."""
     import pyarrow.parquet as pq
 
     folder = Path(folder)
