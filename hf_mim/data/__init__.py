@@ -83,6 +83,12 @@ def load_image_dataset(
     flat folders of unlabeled images work), a ``.parquet`` file, a folder of parquet files, a glob, or a dataset
     name/path for ``datasets.load_dataset``. ``split`` may be "train", "test", "validation" or slicing syntax.
     """
+    return load_split(source, split, streaming, dataset_config)
+
+
+def load_split(source, split: str, streaming: bool = False, dataset_config: str | None = None):
+    """One split of a parquet / image-folder / ``datasets`` source (what every modality's loader falls back to),
+    with datasets' errors for an empty source or an unknown split, and an empty split, turned into clear ones."""
     try:
         dataset = _load(source, split, streaming, dataset_config)
     except MissingSplitError:

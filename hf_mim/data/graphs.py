@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from datasets import Array2D, Dataset, Features, List, Value
 
-from hf_mim.data import DataError, find_column, generated_split
+from hf_mim.data import DataError, MissingSplitError, find_column, generated_split, load_split
 from hf_mim.processing.graph_processing_mim import collate_graphs
 
 NODE_FEATURE_CANDIDATES = ("node_features", "x", "features", "node_feat")
@@ -93,8 +93,6 @@ def load_graph_dataset(source: str | None = None, split: str = "train", streamin
     """One split of a graph dataset (one graph per row). ``source``: None / "demo" (generated SBM graphs: train,
     validation and test splits), a WordNet folder (a single graph; every split is that graph, the evaluation
     splits its nodes), a parquet file / folder / glob or a ``datasets`` name."""
-    from hf_mim.data import MissingSplitError, _load
-
     if streaming:
         raise DataError("graph datasets are read whole (a graph cannot be streamed node by node); drop --streaming")
     if source in (None, "demo"):
@@ -114,10 +112,7 @@ def load_graph_dataset(source: str | None = None, split: str = "train", streamin
                              "edge_index": List(List(Value("int64"))), "labels": List(Value("int64"))})
         return Dataset.from_dict({"node_features": [graph["node_features"]], "edge_index": [graph["edge_index"]],
                                   "labels": [labels]}, features=features)
-    dataset = _load(source, split, False, dataset_config)
-    if len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+    return load_split(source, split, False, dataset_config)
 
 
 class GraphSamples(torch.utils.data.Dataset):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from datasets import Array4D, ClassLabel, Dataset, Features, Value
 
-from hf_mim.data import DataError, find_column, generated_split
+from hf_mim.data import DataError, find_column, generated_split, load_split
 
 GRID_COLUMN_CANDIDATES = ("rgbsigma", "grid", "grid_values", "path")
 LABEL_COLUMN_CANDIDATES = ("label", "labels")
@@ -86,8 +86,6 @@ def read_npz_grid(path: str) -> np.ndarray:
 
 def load_grid_dataset(source: str | None = None, split: str = "train", streaming: bool = False, dataset_config=None):
     """One split of a radiance-grid dataset (see the module docstring for the sources)."""
-    from hf_mim.data import _load
-
     if streaming:
         raise DataError("radiance grids are read per file, not streamed; drop --streaming")
     if source in (None, "demo"):
@@ -96,10 +94,7 @@ def load_grid_dataset(source: str | None = None, split: str = "train", streaming
     path = Path(str(source)).expanduser()
     if path.is_dir() and (any(path.glob("*.npz")) or any(path.glob("*/*.npz"))):
         return npz_folder_dataset(path, split)
-    dataset = _load(source, split, False, dataset_config)
-    if len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+    return load_split(source, split, False, dataset_config)
 
 
 class GridSamples(torch.utils.data.Dataset):

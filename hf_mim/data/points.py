@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from datasets import Array2D, ClassLabel, Dataset, Features
 
-from hf_mim.data import LABEL_COLUMN_CANDIDATES, DataError, MissingSplitError, _load, find_column
+from hf_mim.data import LABEL_COLUMN_CANDIDATES, find_column, generated_split, load_split
 
 POINT_COLUMN_CANDIDATES = ("points", "point_cloud", "pointcloud", "pos", "xyz", "coordinates")
 SHAPE_CLASSES = ("sphere", "cube", "cylinder", "cone", "torus", "dumbbell", "pyramid", "table")
@@ -136,15 +136,9 @@ def load_point_dataset(source: str | None = None, split: str = "train", streamin
     """One split of a point-cloud dataset (one cloud per row). ``source``: None / "demo" (generated shapes: train,
     validation and test splits), a parquet file / folder / glob or a ``datasets`` name."""
     if source in (None, "demo"):
-        base = split.split("[")[0]
-        if base not in DEMO_SPLITS:
-            raise MissingSplitError(f"the demo point clouds have splits {sorted(DEMO_SPLITS)}, not {split!r}")
-        per_class, seed = DEMO_SPLITS[base]
+        per_class, seed = generated_split(split, DEMO_SPLITS, "point clouds")
         return make_shape_clouds(per_class, seed=seed)
-    dataset = _load(source, split, streaming, dataset_config)
-    if not streaming and len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+    return load_split(source, split, streaming, dataset_config)
 
 
 class PointSamples(torch.utils.data.Dataset):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from datasets import Dataset, Value, load_dataset
 
-from hf_mim.data import DataError, MissingSplitError, _load
+from hf_mim.data import DataError, MissingSplitError, load_split
 from hf_mim.processing.tabular_processing_mim import TabularFeatureExtractor
 
 SKLEARN_SETS = ("digits", "breast_cancer", "wine")
@@ -63,11 +63,10 @@ def load_tabular_dataset(source: str | None = None, split: str = "train", stream
             dataset = load_dataset("csv", data_files={"train": files}, split=split)
         except ValueError as error:
             raise MissingSplitError(f"a csv source is one 'train' split, not {split!r}: {error}") from error
-    else:
-        dataset = _load(source, split, False, dataset_config)
-    if len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+        if len(dataset) == 0:
+            raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
+        return dataset
+    return load_split(source, split, False, dataset_config)
 
 
 def tabular_columns(dataset, column: str | None = None, label_column: str | None = None) -> tuple[list[str], str | None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from hf_mim.data import DataError, MissingSplitError, _load, find_column
+from hf_mim.data import DataError, MissingSplitError, find_column, generated_split, load_split
 
 TEXT_COLUMN_CANDIDATES = ("text", "content", "sentence", "document", "definition")
 DEMO_SPLITS = {"train": (400, 1), "validation": (40, 2), "test": (40, 3)}  # documents, seed
@@ -67,13 +67,10 @@ def load_text_dataset(source: str | None = None, split: str = "train", streaming
     parquet file / folder / glob or a ``datasets`` name."""
     if streaming:
         raise DataError("text is tokenized and packed into blocks as a whole (and trains the tokenizer): drop --streaming")
-    base = split.split("[")[0]
     if source in (None, "demo"):
-        if base not in DEMO_SPLITS:
-            raise MissingSplitError(f"the demo text has splits {sorted(DEMO_SPLITS)}, not {split!r}")
-        return make_key_value_corpus(*DEMO_SPLITS[base])
+        return make_key_value_corpus(*generated_split(split, DEMO_SPLITS, "text"))
     if is_wordnet_folder(source):
-        if base != "train":
+        if split.split("[")[0] != "train":
             raise MissingSplitError(f"the WordNet text has one split, 'train', not {split!r}")
         return wordnet_text(source)
     path = Path(str(source)).expanduser()
@@ -82,10 +79,7 @@ def load_text_dataset(source: str | None = None, split: str = "train", streaming
         if not files:
             raise DataError(f"no .txt or .parquet files found under {path}")
         return Dataset.from_dict({"text": [file.read_text(encoding="utf-8", errors="replace") for file in files]})
-    dataset = _load(source, split, False, dataset_config)
-    if len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+    return load_split(source, split, False, dataset_config)
 
 
 def text_column(dataset, column: str | None = None) -> str:

@@ -21,7 +21,15 @@ import torch
 from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
 from torchvision.transforms import v2
 
-from hf_mim.data import DEMO_DIR, LABEL_COLUMN_CANDIDATES, DataError, _load, find_column, open_image, views_as_columns
+from hf_mim.data import (
+    DEMO_DIR,
+    LABEL_COLUMN_CANDIDATES,
+    DataError,
+    find_column,
+    load_split,
+    open_image,
+    views_as_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -225,10 +233,7 @@ def load_video_dataset(source: str | None = None, split: str = "train", streamin
     if path.is_dir() and not any(path.glob("*.parquet")):
         dataset = video_folder_split(path, split.split("[")[0])
         return dataset.to_iterable_dataset() if streaming else dataset
-    dataset = _load(source, split, streaming, dataset_config)
-    if not streaming and len(dataset) == 0:
-        raise DataError(f"the {split!r} split of {source} is empty: nothing to train or evaluate on")
-    return dataset
+    return load_split(source, split, streaming, dataset_config)
 
 
 # ---------------------------------------------------------------------------------------------------- demo set
