@@ -21,7 +21,7 @@ def test_help_lists_commands(capsys):
 
 def _console_script(*args: str, cwd=None):
     """Run hf_mim's CLI in a fresh interpreter the way the ``hf-mim`` console script does (argv[0] is "hf-mim")
-    and report which heavy libraries it imported."""
+    and report whether it loaded transformers' Trainer and which heavy libraries it imported."""
     import subprocess
     import sys
 
@@ -29,6 +29,7 @@ def _console_script(*args: str, cwd=None):
         "import sys; sys.argv = ['hf-mim', *sys.argv[1:]]\n"
         "from hf_mim.cli import main\n"
         "try:\n    rc = main()\nexcept SystemExit as exit:\n    rc = exit.code\n"
+        "print('TRAINER', 'transformers.trainer' in sys.modules)\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'datasets'})\n"
         "print('HEAVY', ','.join(heavy)); sys.exit(rc)\n"
     )
@@ -52,6 +53,8 @@ def test_console_script_registers_methods_once_a_command_runs(tmp_path):
     result = _console_script("convert", str(tmp_path / "mae"), str(tmp_path / "vitmae"), "--to", "transformers")
     assert result.returncode == 0, result.stderr[-500:]
     assert "ViTMAEForPreTraining" in result.stdout and (tmp_path / "vitmae" / "model.safetensors").exists()
+    # registering every method (their packages are imported) must not load the Trainer stack a convert never uses
+    assert "TRAINER False" in result.stdout, result.stdout[-500:]
 
 
 def test_pretrain_streaming_then_resume_then_evaluate(tmp_path, capsys):

@@ -10,14 +10,11 @@ own, so it is a ``RECIPE``: nothing is registered with the Auto classes and the 
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaModel
 
 from hf_mim.data.text import TextTokenizer
-from hf_mim.models.meap.collator_meap import (
-    DataCollatorForMEAP,
-    add_mask_token,
-    mask_token_id,
-    meap_mask_positions,
-    meap_sft_examples,
-)
 from hf_mim.registry import MethodSpec
+
+# the collator is a TrainerCallback: importing it loads transformers' Trainer stack, which `import hf_mim` (every
+# method's package is imported to register it) must not pay for; its names are resolved on first use
+_COLLATOR_NAMES = ("DataCollatorForMEAP", "add_mask_token", "mask_token_id", "meap_mask_positions", "meap_sft_examples")
 
 # LlamaConfig fields; vocab_size and the special-token ids come from the tokenizer trained on the data
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -26,9 +23,20 @@ DEMO = dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4, num_att
             max_position_embeddings=128, vocab_size=1000)
 
 
-def meap_collator(config, processor) -> DataCollatorForMEAP:
-    """The CLI's collator: the paper's pre-training ratio 0.15, inputs refused beyond the model's context."""
+def meap_collator(config, processor):
+    """The CLI's collator (a :class:`DataCollatorForMEAP`): the paper's pre-training ratio 0.15, inputs refused
+    beyond the model's context."""
+    from hf_mim.models.meap.collator_meap import DataCollatorForMEAP
+
     return DataCollatorForMEAP(processor, mask_ratio=0.15, max_length=config.max_position_embeddings)
+
+
+def __getattr__(name: str):
+    if name in _COLLATOR_NAMES:
+        from hf_mim.models.meap import collator_meap
+
+        return getattr(collator_meap, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 RECIPE = MethodSpec(

@@ -6,7 +6,6 @@ from hf_mim.models.quickselection.modeling_quickselection import (
     QuickSelectionModel,
     SparseLinear,
 )
-from hf_mim.models.quickselection.set_training import SETCallback
 from hf_mim.processing.tabular_processing_mim import TabularFeatureExtractor
 from hf_mim.registry import MethodSpec
 
@@ -33,7 +32,7 @@ METHOD = MethodSpec(
     example_inputs=example_inputs,
     processor_class=TabularFeatureExtractor,
     modality="tabular",
-    callbacks=lambda: [SETCallback()],
+    callbacks=lambda: [set_callback_class()()],
     # train_sparse_DAE.py: SGD momentum 0.9, lr 0.01, batch 100 (the last incomplete batch skipped), 100 epochs,
     # weight decay 1e-5. The official decay is w -= 1e-5 w outside the momentum and not scaled by lr; torch's SGD
     # folds it into the gradient (and Trainer spares biases): a difference of ~1e-6 per step in the weights' scale.
@@ -41,5 +40,21 @@ METHOD = MethodSpec(
                            per_device_train_batch_size=100, dataloader_drop_last=True, num_train_epochs=100,
                            lr_scheduler_type="constant", warmup_steps=0.0),
 )
+
+
+def set_callback_class():
+    """:class:`~hf_mim.models.quickselection.set_training.SETCallback`, imported on first use: its module imports
+    hf_mim's Trainer module, which `import hf_mim` (every method's package is imported to register it) must not
+    load."""
+    from hf_mim.models.quickselection.set_training import SETCallback
+
+    return SETCallback
+
+
+def __getattr__(name: str):
+    if name == "SETCallback":
+        return set_callback_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["METHOD", "QuickSelectionConfig", "QuickSelectionForPreTraining", "QuickSelectionModel", "SETCallback", "SparseLinear"]
