@@ -5,7 +5,8 @@ It serves the calls that ``huggingface_hub`` (create_repo, upload_folder, model.
 tree, paths-info, refs, commits, preupload (always "regular", so files travel base64-inline in the NDJSON commit
 and neither LFS nor Xet is needed), commit, validate-yaml, and HEAD/GET ``resolve`` with the ``X-Repo-Commit`` /
 ``ETag`` headers and the ``X-Error-Code`` 404s the client turns into RepoNotFound / EntryNotFound /
-RevisionNotFound. Set ``fail_commits`` to make every commit fail (to test what a failed push leaves behind).
+RevisionNotFound. Set ``fail_commits`` to make every commit fail with a 403 (to test what a failed push leaves
+behind; a 403, not a 5xx, because the client retries 5xx answers with a backoff of about half a minute).
 
 Usage::
 
@@ -251,7 +252,7 @@ def _handler_for(hub: HubServer):
             if not self.authorized():
                 return self.error(401, "Unauthorized", "You must be authenticated to commit")
             if hub.fail_commits:
-                return self.error(500, "InternalError", "commit rejected by the test server (fail_commits=True)")
+                return self.error(403, "Forbidden", "commit rejected by the test server (fail_commits=True)")
             message, added, deleted = "", {}, []
             for line in raw.splitlines():
                 item = json.loads(line)
