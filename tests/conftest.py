@@ -132,38 +132,3 @@ def run_python(script: str, cwd, env: dict | None = None, block_hf_mim: bool = F
         [sys.executable, "-I", "-c", (BLOCK_HF_MIM if block_hf_mim else "") + script],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
-
-
-def run_remote_code_pretraining(model, processor, inputs: dict, tmp_path) -> str:
-    """Save ``model`` and ``processor``, reload both with ``trust_remote_code=True`` in a fresh interpreter where
-    hf_mim cannot be imported, and check that the reloaded model's loss on ``inputs`` is bit-exact; returns the
-    class names printed there ("OK <model class> <processor class>")."""
-    import textwrap
-
-    checkpoint = tmp_path / "checkpoint"
-    model.save_pretrained(checkpoint)
-    processor.save_pretrained(checkpoint)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exact across processes: one thread on both sides, whatever the load
-    try:
-        with torch.no_grad():
-            torch.save({"inputs": inputs, "loss": model(**inputs).loss}, tmp_path / "reference.pt")
-    finally:
-        torch.set_num_threads(threads)
-    auto_processor = hf_mim.get_method(model.config.model_type).data.auto_processor
-    script = textwrap.dedent(
-        f"""
-        import torch
-        import transformers
-        torch.set_num_threads(1)
-        ref = torch.load({str(tmp_path / "reference.pt")!r}, weights_only=True)
-        model = transformers.AutoModelForPreTraining.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
-        processor = transformers.{auto_processor}.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
-        with torch.no_grad():
-            assert torch.equal(model(**ref["inputs"]).loss, ref["loss"])
-        print("OK", type(model).__name__, type(processor).__name__)
-        """
-    )
-    result = run_python(script, tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}, block_hf_mim=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout

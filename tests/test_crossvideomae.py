@@ -177,11 +177,8 @@ def test_views_are_cut_from_the_same_frames():
     assert torch.equal(evaluation["pixel_values"], evaluation["augmented_pixel_values"])
 
 
-def test_save_load_bit_exact_auto_classes_remote_code_and_card(tmp_path):
-    import textwrap
-
+def test_save_load_bit_exact_auto_classes_and_card(tmp_path):
     from hf_mim.hub.cards import build_model_card
-    from tests.conftest import run_python
 
     model = tiny()
     checkpoint = tmp_path / "checkpoint"
@@ -201,22 +198,6 @@ def test_save_load_bit_exact_auto_classes_remote_code_and_card(tmp_path):
     assert info["unexpected_keys"] == set() and {k.split(".")[0] for k in info["missing_keys"]} <= {"classifier", "fc_norm"}
     assert classifier(clips(), labels=torch.tensor([0, 2, 1])).logits.shape == (3, 3)
 
-    torch.save({"inputs": inputs, "loss": reference}, tmp_path / "reference.pt")
-    script = textwrap.dedent(
-        f"""
-        import torch
-        from transformers import AutoModelForPreTraining, AutoVideoProcessor
-        ref = torch.load({str(tmp_path / "reference.pt")!r}, weights_only=True)
-        model = AutoModelForPreTraining.from_pretrained({str(checkpoint)!r}, trust_remote_code=True).eval()
-        processor = AutoVideoProcessor.from_pretrained({str(checkpoint)!r}, trust_remote_code=True)
-        with torch.no_grad():
-            assert torch.equal(model(**ref["inputs"]).loss, ref["loss"])
-        print("OK", type(model).__name__)
-        """
-    )
-    result = run_python(script, tmp_path, env={"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}, block_hf_mim=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK CrossVideoMAEForPreTraining" in result.stdout
     card = str(build_model_card(AutoConfig.from_pretrained(checkpoint), "me/crossvideomae-tiny", results={"knn_top1_k20": 0.5}))
     assert "pipeline_tag: video-classification" in card.split("---")[1] and "{{" not in card
     assert "NT-Xent" in card and "cross_video_target" in card

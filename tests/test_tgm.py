@@ -210,14 +210,14 @@ def test_cli_pretrain_on_a_video_folder_with_derived_captions(video_folder, tmp_
                  "--output_dir", str(tmp_path / "bad2")]) == 1
 
 
-def test_remote_code_and_card(tmp_path):
+def test_card(tmp_path):
     from hf_mim.hub.cards import build_model_card
-    from tests.conftest import run_remote_code_pretraining
 
     model = tiny()
     processor = SPEC.make_processor(model.config)
-    assert "OK TGMForPreTraining MIMVideoProcessor" in run_remote_code_pretraining(model, processor, SPEC.make_inputs(model, clips()), tmp_path)
     checkpoint = tmp_path / "checkpoint"
+    model.save_pretrained(checkpoint)
+    processor.save_pretrained(checkpoint)
     card = str(build_model_card(AutoConfig.from_pretrained(checkpoint), "me/tgm-tiny", results={"knn_top1_k20": 0.5}))
     assert "pipeline_tag: video-classification" in card.split("---")[1] and "{{" not in card
     assert "60% of the patches most related to the caption are masked" in " ".join(card.split())
