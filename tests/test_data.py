@@ -68,7 +68,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         batch = collator([dataset[i] for i in range(len(dataset))])
     assert batch["pixel_values"].shape[0] == 4 and collator.skipped == 1
-    assert "skipped 1 unreadable image" in caplog.text
+    assert "skipped 1 unreadable sample" in caplog.text
 
 
 def test_clear_errors_for_bad_data(tmp_path):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import Dataset, DatasetDict, IterableDataset, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, IterableDataset, Value, load_dataset
 from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
@@ -65,10 +65,58 @@ def _split_files(folder: Path) -> dict[str, list[str]]:
     splits: dict[str, list[str]] = {}
     for file in files:
         stem = file.stem.lower()
-        split = next((name for prefix, name in SPLIT_PREFIXES if stem.startswith(prefix)), None)
+        split = split_of(stem)
         if split:
             splits.setdefault(split, []).append(str(file))
     return splits if splits else {"train": [str(f) for f in files]}
+
+
+def split_of(name: str) -> str | None:
+    """The split a file or folder name stands for ("train*", "test*", "val*" / "dev*"), or None."""
+    name = name.lower()
+    return next((split for prefix, split in SPLIT_PREFIXES if name.startswith(prefix)), None)
+
+
+def file_folder_split(folder: Path, split: str, suffixes: tuple, column: str, kind: str) -> Dataset:
+    """A folder of media files (``suffixes``) as a ``column`` of paths, with a ``label`` ClassLabel when the files
+    sit in class sub-folders; ``train/``, ``test/``, ``val*/`` sub-folders are splits (otherwise the whole folder is
+    "train"). Shared by the video and audio folders (image folders go through datasets' imagefolder)."""
+    splits = {split_of(p.name): p for p in sorted(folder.iterdir()) if p.is_dir() and split_of(p.name)}
+    if splits:
+        if split not in splits:
+            raise MissingSplitError(f"{folder} has the splits {sorted(splits)}, not {split!r}")
+        folder = splits[split]
+    elif split != "train":
+        raise MissingSplitError(f"{folder} has no split sub-folders (train/, test/, val/): only the 'train' split exists, not {split!r}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not files:
+        raise DataError(f"no {kind} files ({', '.join(suffixes)}) found under {folder}")
+    columns = {column: [str(p) for p in files]}
+    features = {column: Value("string")}
+    if all(p.parent != folder for p in files):
+        classes = sorted({p.relative_to(folder).parts[0] for p in files})
+        columns["label"] = [classes.index(p.relative_to(folder).parts[0]) for p in files]
+        features["label"] = ClassLabel(names=classes)
+    return Dataset.from_dict(columns, features=Features(features))
+
+
+def cached_demo_dir(name: str, build) -> Path:
+    """``$HF_MIM_CACHE/name`` (default ``~/.cache/hf_mim``), built once by ``build(folder)`` in a staging folder
+    that is renamed when complete, so an interrupted build is never used and parallel builds do not collide."""
+    import shutil
+    import tempfile
+
+    root = Path(os.environ.get("HF_MIM_CACHE", Path.home() / ".cache" / "hf_mim")) / name
+    if not (root / "test").is_dir():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{name}_"))
+        try:
+            build(staging)
+            if not root.exists():
+                os.replace(staging, root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return root
 
 
 def load_image_dataset(
@@ -323,9 +371,9 @@ class MIMCollator:
         good = [s for s in samples if all(value is not None for value in s.values())]
         if len(good) < len(samples):
             self.skipped += len(samples) - len(good)
-            logger.warning("skipped %d unreadable image(s) so far", self.skipped)
+            logger.warning("skipped %d unreadable sample(s) so far", self.skipped)
         if not good:  # MIMTrainer skips an empty batch: a run never stops on unreadable files
-            logger.warning("a whole batch of %d image(s) could not be read: skipped", len(samples))
+            logger.warning("a whole batch of %d sample(s) could not be read: skipped", len(samples))
             return {}
         batch = {}
         for key in good[0]:

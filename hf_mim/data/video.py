@@ -12,19 +12,19 @@ a clip shorter than the requested span is an error that says how to fix it.
 import io
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, Features, IterableDataset, Value
+from datasets import IterableDataset
 from torchvision.transforms import v2
 
 from hf_mim.data import (
     DEMO_DIR,
     LABEL_COLUMN_CANDIDATES,
     DataError,
+    cached_demo_dir,
+    file_folder_split,
     find_column,
     load_split,
     open_image,
@@ -189,40 +189,6 @@ def add_captions(dataset, caption_column: str | None = None):
 
 
 # ---------------------------------------------------------------------------------------------------- sources
-def _split_of(name: str) -> str | None:
-    name = name.lower()
-    for prefix, split in (("train", "train"), ("test", "test"), ("val", "validation"), ("dev", "validation")):
-        if name.startswith(prefix):
-            return split
-    return None
-
-
-def _videos_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
-
-
-def video_folder_split(folder: Path, split: str) -> Dataset:
-    """A folder of videos as a ``video`` (path) column, with a ``label`` ClassLabel when the videos sit in class
-    sub-folders; ``train/``, ``test/``, ``val*/`` sub-folders are splits (otherwise the whole folder is "train")."""
-    splits = {_split_of(p.name): p for p in sorted(folder.iterdir()) if p.is_dir() and _split_of(p.name)}
-    if splits:
-        if split not in splits:
-            raise DataError(f"{folder} has the splits {sorted(splits)}, not {split!r}")
-        folder = splits[split]
-    elif split != "train":
-        raise DataError(f"{folder} has no split sub-folders (train/, test/, val/): only the 'train' split exists, not {split!r}")
-    files = _videos_under(folder)
-    if not files:
-        raise DataError(f"no videos ({', '.join(VIDEO_SUFFIXES)}) found under {folder}")
-    columns = {"video": [str(p) for p in files]}
-    features = {"video": Value("string")}
-    if all(p.parent != folder for p in files):
-        classes = sorted({p.relative_to(folder).parts[0] for p in files})
-        columns["label"] = [classes.index(p.relative_to(folder).parts[0]) for p in files]
-        features["label"] = ClassLabel(names=classes)
-    return Dataset.from_dict(columns, features=Features(features))
-
-
 def load_video_dataset(source: str | None = None, split: str = "train", streaming: bool = False, dataset_config=None):
     """One split of a video dataset. ``source``: None or "demo" (the generated moving Fashion-MNIST set), a
     folder of video files, a parquet file / folder / glob, or a ``datasets`` name, with a video column holding
@@ -231,7 +197,7 @@ def load_video_dataset(source: str | None = None, split: str = "train", streamin
         source = str(demo_video_dir())
     path = Path(os.path.expanduser(source))
     if path.is_dir() and not any(path.glob("*.parquet")):
-        dataset = video_folder_split(path, split.split("[")[0])
+        dataset = file_folder_split(path, split.split("[")[0], VIDEO_SUFFIXES, "video", "video")
         return dataset.to_iterable_dataset() if streaming else dataset
     return load_split(source, split, streaming, dataset_config)
 
@@ -302,14 +268,4 @@ def make_demo_videos(folder, clips_per_class=(400, 100), num_frames: int = 32, s
 
 def demo_video_dir() -> Path:
     """The generated demo set, built once under ``$HF_MIM_CACHE`` (default ``~/.cache/hf_mim``)."""
-    root = Path(os.environ.get("HF_MIM_CACHE", Path.home() / ".cache" / "hf_mim")) / f"demo_video_{DEMO_VERSION}"
-    if not (root / "test").is_dir():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=".demo_video_"))
-        try:
-            make_demo_videos(staging)
-            if not root.exists():
-                os.replace(staging, root)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return cached_demo_dir(f"demo_video_{DEMO_VERSION}", make_demo_videos)

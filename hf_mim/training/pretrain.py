@@ -283,7 +283,7 @@ def pretrain(args: PretrainArguments, training_args: MIMTrainingArguments, callb
     )
     result = trainer.train(resume_from_checkpoint=resume)
     if getattr(collator, "skipped", 0):
-        logger.warning("skipped %d unreadable image(s) in total during training", collator.skipped)
+        logger.warning("skipped %d unreadable sample(s) in total during training", collator.skipped)
     trainer.save_model()
     trainer.save_state()
     trainer.log_metrics("train", result.metrics)
