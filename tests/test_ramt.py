@@ -231,3 +231,35 @@ def test_trainer_loss_falls_and_saves_only_masks(tmp_path, tokenizer):
     reloaded = MaskTunedModel.from_pretrained(tiny_clip(), tmp_path)
     assert all(torch.equal(reloaded.masked_layers()[n].mask_scores, layer.mask_scores)
                for n, layer in tuned.masked_layers().items())
+
+
+def test_masktune_command_on_an_image_folder(tmp_path, tokenizer, capsys):
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+
+    from hf_mim.cli import main
+
+    model_dir = tmp_path / "tiny-clip"
+    tiny_clip().save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(model_dir)
+    for split, seed in (("train", 0), ("test", 1)):
+        images, labels = coloured_squares(3, seed=seed)
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = tmp_path / "data" / split / CLASSES[label].replace(" ", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = (image.clamp(-1, 1) * 127 + 128).to(torch.uint8).permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(folder / f"{index}.png")
+    out = tmp_path / "masks"
+    assert main(["masktune", "--model", str(model_dir), "--data", str(tmp_path / "data"), "--shots", "2",
+                 "--output_dir", str(out), "--max_steps", "3", "--learning_rate", "3e-3", "--use_cpu", "true"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["shots"] == 2 and results["classes"] == 3 and "mask_tuned_accuracy" in results
+    assert "zero_shot_accuracy 0." in capsys.readouterr().out
+    card = (out / "README.md").read_text()
+    assert f"base_model: {model_dir}" in card and "MaskTunedModel.from_pretrained" in card
+    tuned = MaskTunedModel.from_pretrained(tiny_clip(), out)  # the class names came from the folder names
+    assert tuned.ramt_config.base_model_name_or_path == str(model_dir)
+    assert main(["masktune", "--model", str(model_dir), "--data", str(tmp_path / "data"), "--shots", "5",
+                 "--output_dir", str(out), "--use_cpu", "true"]) == 1
+    assert "fewer than --shots 5" in capsys.readouterr().err
