@@ -263,3 +263,22 @@ def test_masktune_command_on_an_image_folder(tmp_path, tokenizer, capsys):
     assert main(["masktune", "--model", str(model_dir), "--data", str(tmp_path / "data"), "--shots", "5",
                  "--output_dir", str(out), "--use_cpu", "true"]) == 1
     assert "fewer than --shots 5" in capsys.readouterr().err
+
+
+def test_trainer_resume_is_bit_exact(tmp_path, tokenizer):
+    images, labels = coloured_squares(2)
+    train = [{"pixel_values": image, "labels": label} for image, label in zip(images, labels)]
+
+    def run(max_steps, resume=None):
+        tuned = apply_mask_tuning(tiny_clip())
+        head = CLIPZeroShotClassifier(tuned, tokenizer, CLASSES)
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=3, max_steps=max_steps,
+                                 learning_rate=3e-3, weight_decay=0.0, save_steps=2, report_to=[], use_cpu=True,
+                                 seed=0, disable_tqdm=True)
+        MaskTuningTrainer(model=head, args=args, train_dataset=train).train(resume_from_checkpoint=resume)
+        return tuned
+
+    straight = run(4)
+    resumed = run(4, resume=str(tmp_path / "checkpoint-2"))
+    assert all(torch.equal(resumed.masked_layers()[name].mask_scores, layer.mask_scores)
+               for name, layer in straight.masked_layers().items())

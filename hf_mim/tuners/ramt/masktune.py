@@ -116,6 +116,9 @@ def masktune(args: MaskTuneArguments, training_args) -> dict:
         metrics["zero_shot_accuracy"] = accuracy(classifier, evaluation)
     trainer = MaskTuningTrainer(model=classifier, args=training_args, train_dataset=train, data_collator=MIMCollator())
     trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if losses:
+        metrics.update(first_logged_loss=losses[0], last_logged_loss=losses[-1])
     tuned.save_pretrained(training_args.output_dir)
     metrics["dropped_fraction"] = tuned.dropped_fraction()
     if evaluation is not None:
