@@ -1,4 +1,4 @@
-"""R-AMT few-shot evidence on CIFAR-10 with a tiny CLIP built offline (1 CPU thread, about 8 minutes).
+"""R-AMT few-shot evidence on CIFAR-10 with a tiny CLIP built offline (1 CPU thread; 885 s wall, shared machine).
 
 1. A tiny CLIP (ViT 32 px / patch 8, width 96, 4 layers; text transformer 2 layers on a BPE tokenizer trained on
    the captions) is trained for ``--clip_steps`` (batch 128) on the odd rows of the CIFAR-10 train split with

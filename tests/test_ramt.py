@@ -196,7 +196,7 @@ def test_bad_configs_and_models_refused():
         MaskTuningConfig(score_init=1e-3)
     with pytest.raises(ValueError, match="no layer of CLIPModel under 'vision_model'"):
         apply_mask_tuning(tiny_clip(), MaskTuningConfig(target_modules=("query",)))
-    with pytest.raises(TypeError, match="nn.Linear and nn.Conv2d"):
+    with pytest.raises(ValueError, match="nn.Linear and nn.Conv2d"):
         apply_mask_tuning(tiny_clip(), MaskTuningConfig(target_modules=("layer_norm1",)))
     with pytest.raises(ValueError, match="already mask-tuned"):
         apply_mask_tuning(apply_mask_tuning(tiny_clip()))

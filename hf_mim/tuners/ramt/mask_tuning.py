@@ -291,11 +291,11 @@ def apply_mask_tuning(model: nn.Module, config: MaskTuningConfig | None = None) 
     config = MaskTuningConfig(**asdict(config)) if config is not None else MaskTuningConfig()
     targets = {}
     for name, module in model.named_modules():
-        in_tower = config.tower is None or f".{name}.".find(f".{config.tower}.") >= 0
+        in_tower = config.tower is None or f".{config.tower}." in f".{name}."
         if in_tower and name.rsplit(".", 1)[-1] in config.target_modules:
             masked_class = _MASKED_CLASSES.get(type(module))
             if masked_class is None:
-                raise TypeError(f"{name} is a {type(module).__name__}; mask tuning masks nn.Linear and nn.Conv2d "
+                raise ValueError(f"{name} is a {type(module).__name__}; mask tuning masks nn.Linear and nn.Conv2d "
                                 "layers only: remove its name from target_modules")
             targets[name] = masked_class
     if not targets:

@@ -100,14 +100,14 @@ def mask_tuning_gradients(model: nn.Module, inputs: dict, config) -> tuple[torch
     teacher is the same model with its masks off (the zero-shot CLIP); both gradients are taken from one forward
     and no optimizer step happens between them, as in ``graddrop_backward_and_update``.
     """
-    layers = list(masked_layers(model).values())
-    scores = [layer.mask_scores for layer in layers]
+    layers = masked_layers(model)
+    scores = [layer.mask_scores for layer in layers.values()]
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     logits = model(**inputs).logits
     loss = F.cross_entropy(logits, labels)
     if config.score_l2_weight:
-        loss = loss + config.score_l2_weight * score_norms(masked_layers(model))
+        loss = loss + config.score_l2_weight * score_norms(layers)
     if not config.gradient_dropout:
         return loss, list(torch.autograd.grad(loss, scores))
     with torch.no_grad(), masks_disabled(model):
@@ -123,8 +123,9 @@ class MaskTuningTrainer(Trainer):
 
     ``model`` is a :class:`CLIPZeroShotClassifier` (or any classifier returning ``.logits``) around a
     :class:`MaskTunedModel`. Checkpoints and ``save_model`` hold the tuner's config and fp32 scores only (exact
-    resume); ``MaskTunedModel.save_pretrained`` writes the 1-bit masks to share. Gradients are set directly, so
-    fp16 loss scaling is not supported (bf16 is fine; the scores stay fp32).
+    resume); ``MaskTunedModel.save_pretrained`` writes the 1-bit masks to share. Gradients are taken with
+    ``torch.autograd.grad`` and set directly: one device, no fp16 loss scaling (bf16 autocast works; the scores
+    stay fp32).
     """
 
     def _mask_tuned(self) -> MaskTunedModel:
@@ -136,7 +137,8 @@ class MaskTuningTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         model.train()
         inputs = self._prepare_inputs(inputs)
-        loss, grads = mask_tuning_gradients(model, inputs, self._mask_tuned().ramt_config)
+        with self.compute_loss_context_manager():
+            loss, grads = mask_tuning_gradients(model, inputs, self._mask_tuned().ramt_config)
         steps = self.current_gradient_accumulation_steps
         for layer, grad in zip(masked_layers(model).values(), grads):
             scores = layer.mask_scores
