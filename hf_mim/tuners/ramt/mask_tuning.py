@@ -55,6 +55,8 @@ class MaskTuningConfig:
         threshold: a weight is kept while its score is above it (``MASK.THRESHOLD``).
         gradient_dropout: drop score gradients of the task loss that disagree with the zero-shot teacher's
             (``MASK.GDR``); ``gradient_dropout_lambda`` is ``MASK.GDR_LAMBDA`` (1: dropped entries become 0).
+            Off, the scores follow the task loss alone (the official ``forward_backward`` then never calls
+            backward, so ``GDR: False`` does not train there).
         teacher_temperature: temperature of the soft cross-entropy to the zero-shot teacher (``MASK.GDR_T``).
         score_l2_weight: weight of the sum of the scores' L2 norms added to the task loss (``MASK.LOSS_WEIGHT``
             with ``MASK_LOSS: True``); 0 turns it off.
