@@ -1,4 +1,4 @@
-"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | push | convert | bench.
+"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | masktune | push | convert | bench.
 
 Each command is a thin layer over the Python API of the same name; ``hf-mim <command> --help`` lists its flags.
 """
@@ -282,6 +282,25 @@ def cmd_finetune(argv: list[str]) -> None:
         print(f"fine-tuned model saved to {out}")
 
 
+def cmd_masktune(argv: list[str]) -> None:
+    """Few-shot R-AMT: train binary masks on a frozen CLIP's image encoder, save only the masks (1 bit/weight)."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from hf_mim.tuners.ramt.masktune import MaskTuneArguments, masktune
+
+    parser = HfArgumentParser((MaskTuneArguments, TrainingArguments), prog="hf-mim masktune")
+    parser.set_defaults(  # configs/trainers/MASK/vit_b16.yaml: Adam lr 8e-5, no weight decay, cosine, batch 32, 30 epochs
+        output_dir="outputs/masktune", learning_rate=8e-5, weight_decay=0.0, lr_scheduler_type="cosine",
+        per_device_train_batch_size=32, num_train_epochs=30, max_grad_norm=0.0, save_strategy="no",
+        remove_unused_columns=False, report_to="none", logging_steps=10,
+    )
+    args, training_args = _parse(parser, argv)
+    metrics = masktune(args, training_args)
+    print(", ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                    for key, value in metrics.items()))
+    print(f"masks, tuner config and card saved to {training_args.output_dir}")
+
+
 def cmd_push(argv: list[str]) -> None:
     """Publish a checkpoint folder to the Hub with a filled-in model card and a reconstruction image."""
     parser = argparse.ArgumentParser(prog="hf-mim push", description=cmd_push.__doc__)
@@ -359,6 +378,7 @@ COMMANDS = {
     "knn": cmd_knn,
     "probe": cmd_probe,
     "finetune": cmd_finetune,
+    "masktune": cmd_masktune,
     "push": cmd_push,
     "convert": cmd_convert,
     "bench": cmd_bench,
