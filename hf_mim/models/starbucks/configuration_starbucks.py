@@ -36,9 +36,9 @@ class StarbucksConfig(BertConfig):
         mlm_probability (`float`, defaults to 0.2), decoder_mlm_probability (`float`, defaults to 0.4): whole-word
             masking ratios of the encoder input and of the decoder copy (`smae/pretrain_smae.sh`); the decoder's
             masked words include the encoder's.
-        kl_div_weight (`float`, defaults to 1.0), score_temperature (`float`, defaults to 1.0): SRL fine-tuning
-            (:class:`~hf_mim.models.starbucks.StarbucksLoss`): the weight of the KL term and the temperature of the
-            dot-product scores (`retrieval/train.py`: `--kl_divergence_weight 1`, Tevatron's temperature 1).
+
+    SRL fine-tuning settings (KL weight, score temperature) belong to the loss,
+    :class:`~hf_mim.models.starbucks.StarbucksLoss`, not to the model.
     """
 
     model_type = "starbucks"
@@ -48,8 +48,6 @@ class StarbucksConfig(BertConfig):
     use_mae_decoder: bool = True
     mlm_probability: float = 0.2
     decoder_mlm_probability: float = 0.4
-    kl_div_weight: float = 1.0
-    score_temperature: float = 1.0
 
     def __post_init__(self, **kwargs):
         layers, dims = default_pairs(self.num_hidden_layers, self.hidden_size)
@@ -61,8 +59,6 @@ class StarbucksConfig(BertConfig):
                 "need 0 < mlm_probability <= decoder_mlm_probability < 1 (the decoder copy masks the encoder's words "
                 f"and more), got {self.mlm_probability} and {self.decoder_mlm_probability}"
             )
-        if self.score_temperature <= 0:
-            raise ValueError(f"score_temperature must be positive, got {self.score_temperature}")
         super().__post_init__(**kwargs)
 
     @property
