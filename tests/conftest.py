@@ -48,7 +48,7 @@ def pixels_for(spec, config, images: torch.Tensor):
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
     of scikit-learn's digits, the first ``config.feature_size`` features; point-cloud methods ``{"points": ...}``
-    of as many generated shapes) as a dict of inputs (``model_inputs`` passes either to a model), so generic tests
+    of as many generated shapes; text methods ``input_ids`` / ``attention_mask`` of random tokens) as a dict of inputs (``model_inputs`` passes either to a model), so generic tests
     run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
@@ -58,6 +58,8 @@ def pixels_for(spec, config, images: torch.Tensor):
         return demo_tabular_batch(len(images), config.feature_size)
     if spec.modality == "points":
         return {"points": demo_point_batch(len(images), config.num_points)}
+    if spec.modality == "text":
+        return demo_token_batch(len(images), config.vocab_size)
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
@@ -107,6 +109,16 @@ def demo_point_batch(count: int = 4, num_points: int = 256, seed: int = 0) -> to
 
     clouds = make_shape_clouds(-(-count // len(SHAPE_CLASSES)), num_points=num_points, seed=seed)
     return PointCloudFeatureExtractor(num_points)([clouds[i]["points"] for i in range(count)])["points"]
+
+
+def demo_token_batch(count: int = 4, vocab_size: int = 300, length: int = 16, seed: int = 0) -> dict:
+    """``count`` rows of random token ids (id 1 first, as a [CLS]), the second row right-padded (id 0) after 12."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, vocab_size, (count, length), generator=generator)
+    input_ids[:, 0] = 1
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[min(1, count - 1), 12:] = 0
+    return {"input_ids": input_ids.masked_fill(attention_mask == 0, 0), "attention_mask": attention_mask}
 
 
 # an import hook that makes hf_mim unimportable even though it is installed: only files that travel with a

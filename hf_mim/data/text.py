@@ -8,18 +8,65 @@ stream of ids, cut into fixed-length blocks as language-model pre-training does 
 import random
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 
 from hf_mim.data import DataError, MissingSplitError, find_column, generated_split, load_split
 
 TEXT_COLUMN_CANDIDATES = ("text", "content", "sentence", "document", "definition")
 DEMO_SPLITS = {"train": (400, 1), "validation": (40, 2), "test": (40, 3)}  # documents, seed
-SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "mask_token": "[MASK]"}
+MASK_TOKEN = "[MASK]"
+IGNORE_INDEX = -100
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "mask_token": MASK_TOKEN}
 DEFAULT_BLOCK_SIZE = 512  # for tokenizers that name no maximum length (transformers' "very large" sentinel)
 
 _NAMES = ("amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "hazel", "indigo", "jasper", "kelp",
           "lilac", "maple", "nickel", "onyx", "pepper", "quartz", "raven", "saffron", "tundra")
 _THINGS = ("door code", "locker number", "room", "badge", "pin", "ticket", "seat", "gate")
+
+
+def mask_token_id(tokenizer) -> int:
+    """The id of the tokenizer's mask token (its ``mask_token``, else a ``[MASK]`` token in its vocabulary); a
+    one-line error saying how to add one otherwise."""
+    if tokenizer.mask_token is not None:
+        return tokenizer.mask_token_id
+    token_id = tokenizer.get_vocab().get(MASK_TOKEN)
+    if token_id is None:
+        raise ValueError(
+            f"the tokenizer ({type(tokenizer).__name__}) has no mask token, which masked-input training needs: "
+            "call hf_mim.data.text.add_mask_token(tokenizer, model) (adds [MASK] and resizes the model's embeddings) "
+            "and save both"
+        )
+    return token_id
+
+
+def add_mask_token(tokenizer, model=None, token: str = MASK_TOKEN) -> int:
+    """Give ``tokenizer`` a mask token (and a pad token, EOS as in the official scripts, when it has none) and
+    grow ``model``'s input and output embeddings to the new vocabulary. Returns the mask token id."""
+    added = {}
+    if tokenizer.mask_token is None:
+        added["mask_token"] = token
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        added["pad_token"] = tokenizer.eos_token
+    if added:
+        tokenizer.add_special_tokens(added)
+    if model is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    return tokenizer.mask_token_id
+
+
+def check_length(length: int, max_length: int | None) -> None:
+    if max_length is not None and length > max_length:
+        raise ValueError(
+            f"sequences of {length} tokens are longer than the model's context of {max_length} positions: cut the "
+            f"text into blocks of at most {max_length} tokens (tokenizer.model_max_length) or use a model with a "
+            "larger max_position_embeddings"
+        )
+
+
+def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    length = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (length - len(row)) for row in rows], dtype=torch.long)
 
 
 def make_key_value_corpus(num_documents: int = 400, seed: int = 0, facts_per_document: int = 6) -> Dataset:

@@ -127,7 +127,9 @@ def method_bundle(spec) -> dict[str, str]:
     from hf_mim.processing import MIMImageProcessor
 
     processor = spec.processor_class or MIMImageProcessor
-    roots = [spec.config_class.__module__, spec.pretraining_class.__module__, processor.__module__]
+    roots = [spec.config_class.__module__, spec.pretraining_class.__module__]
+    if spec.data.auto_processor != "AutoTokenizer":  # a tokenizer is one of transformers' own classes: no code
+        roots.append(processor.__module__)
     return bundle_files(roots)
 
 

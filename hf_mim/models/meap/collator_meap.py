@@ -26,38 +26,7 @@ import random
 import torch
 from transformers import TrainerCallback
 
-MASK_TOKEN = "[MASK]"
-IGNORE_INDEX = -100
-
-
-def mask_token_id(tokenizer) -> int:
-    """The id of the tokenizer's mask token (its ``mask_token``, else a ``[MASK]`` token in its vocabulary); a
-    one-line error saying how to add one otherwise."""
-    if tokenizer.mask_token is not None:
-        return tokenizer.mask_token_id
-    token_id = tokenizer.get_vocab().get(MASK_TOKEN)
-    if token_id is None:
-        raise ValueError(
-            f"the tokenizer ({type(tokenizer).__name__}) has no mask token, which MEAP puts into the input: call "
-            "hf_mim.models.meap.add_mask_token(tokenizer, model) (adds [MASK] and resizes the model's embeddings) "
-            "and save both"
-        )
-    return token_id
-
-
-def add_mask_token(tokenizer, model=None, token: str = MASK_TOKEN) -> int:
-    """Give ``tokenizer`` a mask token (and a pad token, EOS as in the official scripts, when it has none) and
-    grow ``model``'s input and output embeddings to the new vocabulary. Returns the mask token id."""
-    added = {}
-    if tokenizer.mask_token is None:
-        added["mask_token"] = token
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        added["pad_token"] = tokenizer.eos_token
-    if added:
-        tokenizer.add_special_tokens(added)
-    if model is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
-    return tokenizer.mask_token_id
+from hf_mim.data.text import IGNORE_INDEX, MASK_TOKEN, add_mask_token, check_length, mask_token_id, pad  # noqa: F401
 
 
 def cycled_seed(step: int) -> int:
@@ -75,20 +44,6 @@ def meap_mask_positions(length: int, mask_ratio: float, step: int) -> list[int]:
         raise ValueError(f"cannot mask {count} of the first {length - 1} positions of {length}-token sequences: "
                          "use longer sequences or a smaller mask_ratio")
     return random.Random(cycled_seed(step)).sample(range(length - 1), count)
-
-
-def check_length(length: int, max_length: int | None) -> None:
-    if max_length is not None and length > max_length:
-        raise ValueError(
-            f"sequences of {length} tokens are longer than the model's context of {max_length} positions: cut the "
-            f"text into blocks of at most {max_length} tokens (tokenizer.model_max_length) or use a model with a "
-            "larger max_position_embeddings"
-        )
-
-
-def pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    length = max(len(row) for row in rows)
-    return torch.tensor([list(row) + [value] * (length - len(row)) for row in rows], dtype=torch.long)
 
 
 class DataCollatorForMEAP(TrainerCallback):
