@@ -23,7 +23,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from hf_mim.layers.attention import dispatch_attention
+from hf_mim.layers.attention import Attention, dispatch_attention
 from hf_mim.modeling_utils import (
     MIMEncoderOutput,
     MIMPreTrainedModel,
@@ -37,23 +37,16 @@ from hf_mim.models.cratemae.configuration_cratemae import CRATEMAEConfig
 from hf_mim.models.mae.modeling_mae import masked_mse
 
 
-class SubspaceAttention(nn.Module):
+class SubspaceAttention(Attention):
     """Multi-head subspace self-attention (MSSA): one bias-free projection ``U`` gives the heads' subspace
     coordinates ``w = U z``, used as query, key and value alike (``softmax(w w^T / sqrt(d)) w``), then an output
     projection with bias (absent with one head, as officially: ``project_out``)."""
 
     def __init__(self, config, dim: int, num_heads: int):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"hidden size {dim} is not divisible by the number of attention heads {num_heads}")
-        self.config = config
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scaling = self.head_dim**-0.5
-        self.attn_drop = config.attention_probs_dropout_prob
-        self.is_causal = False
+        super().__init__(config, dim, num_heads, qkv_bias=False, attn_drop=config.attention_probs_dropout_prob)
         self.qkv = nn.Linear(dim, dim, bias=False)
-        self.proj = nn.Linear(dim, dim) if num_heads > 1 else nn.Identity()
+        if num_heads == 1:
+            self.proj = nn.Identity()
 
     def forward(self, hidden_states: torch.Tensor, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
