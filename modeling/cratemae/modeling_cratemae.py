@@ -17,7 +17,9 @@ Follows Ma-Lab-Berkeley/CRATE ``model/crate_ae/crate_ae.py`` (``forward_encoder`
 * the block LayerNorms use PyTorch's default eps (1e-5), the final ones 1e-6.
 
 The official model also creates ``pos_embed`` and ``decoder_embed``, which its forward never uses; hf_mim does not
-create these dead parameters (the converter drops them), so nothing needs ``find_unused_parameters``.
+create these dead parameters (the converter drops them), so nothing needs ``find_unused_parameters``. Weights start
+as officially (xavier-uniform Linear and patch projection, kaiming-uniform dictionaries, normal(0.02) cls and mask
+tokens), except the patch projection's bias, zero as in hf_mim's MAE (officially PyTorch's default).
 """
 
 import torch
