@@ -115,6 +115,13 @@ class GSAEModel(MIMPreTrainedModel):
         effect = (activation_grads.to(pre_activations.dtype) @ self.decoder.weight.detach()).abs()
         return pre_activations + self.config.beta * pre_activations * effect
 
+    def select(self, pre_activations: torch.Tensor, activation_grads: torch.Tensor | None = None) -> torch.Tensor:
+        """The sparse codes: the top ``k`` selection scores, valued by the pre-activations."""
+        return topk_codes(pre_activations, self.config.k, self.selection_scores(pre_activations, activation_grads))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latents) + self.pre_bias
+
     def forward(
         self,
         activations: torch.Tensor | None = None,
@@ -131,8 +138,8 @@ class GSAEModel(MIMPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         self.check_inputs(activations, activation_grads)
         pre = self.pre_activations(activations)
-        latents = topk_codes(pre, self.config.k, self.selection_scores(pre, activation_grads))
-        reconstruction = self.decoder(latents) + self.pre_bias
+        latents = self.select(pre, activation_grads)
+        reconstruction = self.decode(latents)
         dtype = torch.promote_types(reconstruction.dtype, torch.float32)
         mse = (reconstruction.to(dtype) - activations.to(dtype)).pow(2).mean()
         loss, terms = mse, {"mse": mse.detach()}
@@ -159,8 +166,11 @@ class GSAEModel(MIMPreTrainedModel):
         return float((self.tokens_since_fired >= self.config.dead_tokens_threshold).float().mean())
 
     def reconstruct(self, activations: torch.Tensor) -> torch.Tensor:
-        """The SAE's reconstruction (plain TopK: no gradient at inference), same shape and dtype."""
-        return self(activations, return_dict=True).reconstruction.to(activations.dtype)
+        """The SAE's reconstruction (plain TopK: no gradient at inference; no loss or dead-latent counting), in the
+        shape and dtype of ``activations`` (e.g. a bf16 language model's)."""
+        self.check_inputs(activations, None)
+        latents = self.select(self.pre_activations(activations.to(self.pre_bias.dtype)))
+        return self.decode(latents).to(activations.dtype)
 
     def check_source(self, language_model, layer: int | None = None) -> int:
         """Refuse a language model whose width is not this SAE's; returns the layer (default: the trained one)."""
