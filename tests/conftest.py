@@ -48,8 +48,8 @@ def pixels_for(spec, config, images: torch.Tensor):
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
     of scikit-learn's digits, the first ``config.feature_size`` features; point-cloud methods ``{"points": ...}``
-    of as many generated shapes; activation methods seeded activation / gradient vectors) as a dict of inputs (``model_inputs`` passes either to a model), so generic tests
-    run on every modality."""
+    of as many generated shapes; activation methods seeded activation / gradient vectors) as a dict of inputs
+    (``model_inputs`` passes either to a model), so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "grid":

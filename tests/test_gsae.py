@@ -157,6 +157,8 @@ def test_splice_and_wrong_width_refused():
         SPEC.make_processor(model.config)(torch.zeros(1, 48))
     with pytest.raises(ValueError, match="k \\(200\\) cannot exceed num_latents"):
         SPEC.make_config("tiny", k=200)
+    with pytest.raises(ValueError, match="longer than the model's 32 positions"):
+        collect_activations(lm, torch.zeros(1, 40, dtype=torch.long), 0, progress=False)
 
 
 def test_save_load_bit_exact_auto_classes_and_card(tmp_path):
@@ -191,7 +193,7 @@ def test_remote_code_loads_without_hf_mim(tmp_path):
     assert "OK GSAEModel ActivationFeatureExtractor" in result
 
 
-def test_cli_sae_collects_trains_with_falling_loss_then_resumes_bit_exact(tmp_path):
+def test_cli_sae_collects_trains_with_falling_loss_then_resumes_bit_exact(tmp_path, capsys):
     """`hf-mim sae --model <tiny Llama> --layer 1 --data demo`: the buffer is collected once (activations and
     gradients), the loss falls, the decoder ends unit-norm, the config records the source; a run resumed from a
     mid-run checkpoint ends on the same weights."""
@@ -211,6 +213,8 @@ def test_cli_sae_collects_trains_with_falling_loss_then_resumes_bit_exact(tmp_pa
               "--per_device_train_batch_size", "64", "--num_train_epochs", "2", "--learning_rate", "0.01",
               "--logging_steps", "1", "--output_dir", str(out), "--seed", "3", "--disable_tqdm", "true", *extra])
 
+    assert main(["sae", "--layer", "1", "--data", "demo", "--output_dir", str(tmp_path / "x")]) == 1
+    assert "give --model" in capsys.readouterr().err
     out = tmp_path / "run"
     sae(out, "--save_steps", "12", "--config_overrides", '{"dead_tokens_threshold": 256}')
     losses = [e["loss"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
