@@ -155,8 +155,9 @@ def test_splice_and_wrong_width_refused():
         model.splice(lm, layer=2)
     with pytest.raises(ValueError, match="must have width 32"):
         SPEC.make_processor(model.config)(torch.zeros(1, 48))
-    with pytest.raises(ValueError, match="k \\(200\\) cannot exceed num_latents"):
-        SPEC.make_config("tiny", k=200)
+    for k in (128, 200):
+        with pytest.raises(ValueError, match=f"k \\({k}\\) must be smaller than num_latents \\(128\\)"):
+            SPEC.make_config("tiny", k=k)
     with pytest.raises(ValueError, match="longer than the model's 32 positions"):
         collect_activations(lm, torch.zeros(1, 40, dtype=torch.long), 0, progress=False)
 

@@ -42,8 +42,9 @@ class GSAEConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         check_positive(self, "d_in", "num_latents", "k", "aux_k", "dead_tokens_threshold")
-        if self.k > self.num_latents:
-            raise ValueError(f"k ({self.k}) cannot exceed num_latents ({self.num_latents})")
+        if self.k >= self.num_latents:
+            raise ValueError(f"k ({self.k}) must be smaller than num_latents ({self.num_latents}): keeping every latent is "
+                             "no sparse code")
         if self.beta < 0 or self.aux_k_coef < 0:
             raise ValueError(f"beta and aux_k_coef must be >= 0, got {self.beta} and {self.aux_k_coef}")
         super().__post_init__(**kwargs)
