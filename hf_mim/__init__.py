@@ -22,7 +22,7 @@ _EXPORTS = {
     "hf_mim.modeling_utils": (
         "MIMEncoderOutput", "MIMPreTrainedModel", "MIMPreTrainingOutput", "MIMViTForImageClassification", "MIMViTModel",
     ),
-    "hf_mim.processing": ("GraphFeatureExtractor", "MIMImageProcessor", "PointCloudFeatureExtractor", "TabularFeatureExtractor", "processor_for_config"),
+    "hf_mim.processing": ("ActivationFeatureExtractor", "GraphFeatureExtractor", "MIMImageProcessor", "PointCloudFeatureExtractor", "TabularFeatureExtractor", "processor_for_config"),
     "hf_mim.registry": ("METHODS", "MethodSpec", "discover", "get_method"),
 }
 

@@ -1,4 +1,4 @@
-"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | masktune | push | convert | bench.
+"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | masktune | push | convert | bench | sae.
 
 Each command is a thin layer over the Python API of the same name; ``hf-mim <command> --help`` lists its flags.
 """
@@ -64,6 +64,25 @@ def cmd_pretrain(argv: list[str]) -> None:
     if losses:
         print(f"training loss: first logged {losses[0]:.4f}, last logged {losses[-1]:.4f}")
     print(f"model, processor and remote code saved to {training_args.output_dir}")
+
+
+def cmd_sae(argv: list[str]) -> None:
+    """Train a (gradient) TopK sparse autoencoder on one layer of a causal LM (g-SAE; --beta 0: plain TopK SAE)."""
+    from transformers import HfArgumentParser
+
+    from hf_mim.registry import get_method
+    from hf_mim.training.arguments import MIMTrainingArguments
+    from hf_mim.training.pretrain import PretrainArguments
+    from hf_mim.training.sae import SAEArguments, train_sae
+
+    parser = HfArgumentParser((SAEArguments, PretrainArguments, MIMTrainingArguments), prog="hf-mim sae")
+    parser.set_defaults(output_dir="outputs/gsae", method="gsae", **get_method("gsae").training_defaults)
+    sae_args, args, training_args = _parse(parser, argv)
+    trainer, result = train_sae(sae_args, args, training_args)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    if losses:
+        print(f"training loss: first logged {losses[0]:.4f}, last logged {losses[-1]:.4f}")
+    print(f"SAE, feature extractor and remote code saved to {training_args.output_dir}")
 
 
 def _demo_images(processor, count: int = 8):
@@ -382,6 +401,7 @@ COMMANDS = {
     "push": cmd_push,
     "convert": cmd_convert,
     "bench": cmd_bench,
+    "sae": cmd_sae,
 }
 
 

@@ -200,6 +200,24 @@ MODALITIES = {
             "clouds = [np.random.randn(4096, 3)]  # your point clouds: [points, xyz]\n",
         ),
     ),
+    "activations": Modality(
+        name="activations",
+        load_dataset=_lazy("hf_mim.data.activations:load_activation_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.activations:prepare_activation_dataset"),
+        build_transform=_lazy("hf_mim.data.activations:build_activation_transform"),
+        config_from_data=_lazy("hf_mim.data.activations:activation_config_from_data"),
+        auto_processor="AutoFeatureExtractor",
+        # no head: an SAE's evaluation is its reconstruction and the language model's loss with it spliced in
+        auto_classification="AutoModel",
+        feature_pipeline="feature-extraction",
+        classification_pipeline="feature-extraction",
+        tags=("sparse-autoencoder", "interpretability"),
+        reconstruction_images=False,
+        usage_example=(
+            "import torch\n", "activations",
+            "activations = torch.randn(4, processor.feature_size)  # your residual-stream vectors of the source layer\n",
+        ),
+    ),
 }
 
 

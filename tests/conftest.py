@@ -48,14 +48,17 @@ def pixels_for(spec, config, images: torch.Tensor):
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
     of scikit-learn's digits, the first ``config.feature_size`` features; point-cloud methods ``{"points": ...}``
-    of as many generated shapes; text methods ``input_ids`` / ``attention_mask`` of random tokens) as a dict of inputs (``model_inputs`` passes either to a model), so generic tests
-    run on every modality."""
+    of as many generated shapes; text methods ``input_ids`` / ``attention_mask`` of random tokens; activation
+    methods seeded activation / gradient vectors) as a dict of inputs (``model_inputs`` passes either to a model),
+    so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "grid":
         return demo_grid_batch(len(images), config.grid_size)
     if spec.modality == "tabular":
         return demo_tabular_batch(len(images), config.feature_size)
+    if spec.modality == "activations":
+        return demo_activation_batch(len(images), config.d_in)
     if spec.modality == "points":
         return {"points": demo_point_batch(len(images), config.num_points)}
     if spec.modality == "text":
@@ -99,6 +102,14 @@ def demo_tabular_batch(num_rows: int = 8, feature_size: int = 16) -> dict:
     features = feature_matrix(train, tabular_columns(train)[0])
     features = features[:, features.std(0) > 0][:, :feature_size]
     return {"input_values": TabularFeatureExtractor.fit(features).standardize(features[:num_rows])}
+
+
+def demo_activation_batch(count: int = 8, width: int = 32, seed: int = 0) -> dict:
+    """``activations`` and ``activation_grads`` ``[count, width]``: seeded Gaussian vectors (the SAE tests that need
+    a real language model collect them from a tiny random one)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {"activations": torch.randn(count, width, generator=generator),
+            "activation_grads": torch.randn(count, width, generator=generator) * 0.1}
 
 
 def demo_point_batch(count: int = 4, num_points: int = 256, seed: int = 0) -> torch.Tensor:
