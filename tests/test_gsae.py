@@ -22,7 +22,7 @@ from transformers import (
 import hf_mim
 from hf_mim.data.activations import collect_activations, spliced_lm_loss, token_losses
 from hf_mim.layers.sae import decoder_layers, topk_codes
-from tests.conftest import demo_activation_batch, run_remote_code_pretraining
+from tests.conftest import demo_activation_batch
 
 SPEC = hf_mim.get_method("gsae")
 
@@ -182,16 +182,6 @@ def test_save_load_bit_exact_auto_classes_and_card(tmp_path):
     card = str(build_model_card(AutoConfig.from_pretrained(checkpoint), "me/gsae-tiny"))
     meta = card.split("---")[1]
     assert "sparse-autoencoder" in meta and "AutoFeatureExtractor" in card and "{{" not in card
-
-
-@pytest.mark.slow
-def test_remote_code_loads_without_hf_mim(tmp_path):
-    """A subprocess round trip (11-16 s): slow, as the suite's budget asks; the bundle itself is checked by
-    test_export."""
-    model = tiny(source_model="tiny-llama", source_layer=1).eval()
-    inputs = demo_activation_batch(4, 32)
-    result = run_remote_code_pretraining(model, SPEC.make_processor(model.config), inputs, tmp_path)
-    assert "OK GSAEModel ActivationFeatureExtractor" in result
 
 
 def test_cli_sae_collects_trains_with_falling_loss_then_resumes_bit_exact(tmp_path, capsys):
