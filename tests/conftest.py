@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs and real images from the bundled demo data (no network, CPU only)."""
 
+import functools
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,6 +67,21 @@ def pixels_for(spec, config, images: torch.Tensor):
     if spec.modality != "video":
         return images
     return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
+
+
+def processor_for(spec, config):
+    """``spec``'s processor for ``config``; text methods get a small BPE tokenizer trained on the generated
+    key-value corpus (their processor is the tokenizer trained on the data)."""
+    if spec.modality == "text":
+        return spec.make_processor(config, tokenizer=demo_tokenizer())
+    return spec.make_processor(config)
+
+
+@functools.lru_cache(maxsize=1)
+def demo_tokenizer():
+    from hf_mim.data.text import make_key_value_corpus, train_tokenizer
+
+    return train_tokenizer(make_key_value_corpus(60, seed=0)["text"], vocab_size=300, model_max_length=64)
 
 
 def model_inputs(pixels) -> dict:

@@ -15,7 +15,7 @@ from transformers import (
 )
 
 import hf_mim
-from tests.conftest import model_inputs, pixels_for, run_python, tiny_config
+from tests.conftest import model_inputs, pixels_for, processor_for, run_python, tiny_config
 
 METHODS = sorted(name for name, spec in hf_mim.METHODS.items() if spec.modality == "image")  # video: test_videomae2
 ALL_METHODS = sorted(hf_mim.METHODS)
@@ -25,7 +25,7 @@ def build(method):
     torch.manual_seed(0)
     spec = hf_mim.get_method(method)
     config = tiny_config(method)
-    return spec, config, spec.pretraining_class(config).eval(), spec.make_processor(config)
+    return spec, config, spec.pretraining_class(config).eval(), processor_for(spec, config)
 
 
 @pytest.mark.parametrize("method", METHODS)
