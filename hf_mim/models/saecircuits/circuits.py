@@ -274,9 +274,11 @@ class CircuitFinder:
             keys = (pair_index[None] * latents + subset[:, :, None]) * latents + subset[:, None, :]
             return torch.unique(keys.flatten())
 
+        def per_pair(keys):  # how many keys each head pair has
+            return torch.bincount(keys // latents**2, minlength=heads * heads).double()
+
         positive, negative = distinct_pairs(codes[labels]), distinct_pairs(codes[~labels])
         unique = positive[~torch.isin(positive, negative)]
-        per_pair = lambda keys: torch.bincount(keys // latents**2, minlength=heads * heads).double()  # noqa: E731
         counts = per_pair(unique)
         if self.normalise:
             total = per_pair(positive) + per_pair(negative)
