@@ -15,7 +15,8 @@ either ablation lowers the mean log-probability of the right answer by more than
 alone is too coarse: with 4 heads per layer single-head ablations rarely flip the argmax).
 
 SAE circuits: positive prompts are task prompts; each negative keeps the first ``length`` tokens and repeats
-instead ``shown`` tokens absent from them (a minimal counterfactual: same context, nothing to look up). Head results (hf_mim's
+instead ``shown`` tokens absent from them (a minimal counterfactual: same context, nothing to look up), or with
+``--counterfactual blank`` is the prompt with the token to copy replaced by one fixed token. Head results (hf_mim's
 ``head_results``, pooled over positions: "mean" as the official data builders, and "last") of all pairs; the
 ``DiscreteCodeSAE`` (200 latents, lambda 0.02, Adam 1e-3, 500 full-batch epochs) is trained with ``Trainer`` on 10
 random prompts as the official ``main.py`` does, codes of every prompt are scored; node and edge ROC-AUC against
@@ -43,6 +44,7 @@ parser.add_argument("--length", type=int, default=8)
 parser.add_argument("--shown", type=int, default=2)
 parser.add_argument("--min_length", type=int, default=8, help="shortest s; below --length the lookup distance varies")
 parser.add_argument("--heads", type=int, default=2)
+parser.add_argument("--counterfactual", default="fresh", choices=["fresh", "blank"])
 parser.add_argument("--steps", type=int, default=600)
 parser.add_argument("--batch_size", type=int, default=64)
 parser.add_argument("--lr", type=float, default=3e-3)
@@ -68,16 +70,22 @@ def draw_sequences(count: int, generator: torch.Generator) -> tuple[torch.Tensor
 
 
 def draw_prompts(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Prompts ``filler + s + s[:shown]``, their answers ``s[shown]``, and counterfactuals ``filler + s +
-    fresh[:shown]`` (same context, nothing to look up)."""
+    """Prompts ``filler + s + s[:shown]``, their answers ``s[shown]``, and counterfactuals: ``filler + s +
+    fresh[:shown]`` (same context, nothing to look up) or, with ``--counterfactual blank``, the prompt with
+    ``s[shown]`` replaced by token 0 (nothing to copy)."""
     tokens, lengths = draw_sequences(count, generator)
     context = tokens[:, : args.length]
     rows = torch.arange(count)[:, None]
     start = args.length - lengths[:, None]  # where s begins
     repeat = context[rows, start + torch.arange(args.shown)]
     prompts = torch.cat([context, repeat], 1)
-    counterfactuals = torch.cat([context, tokens[:, args.length:]], 1)
-    return prompts, context[rows[:, 0], start[:, 0] + args.shown], counterfactuals
+    answers = context[rows[:, 0], start[:, 0] + args.shown]
+    if args.counterfactual == "fresh":
+        counterfactuals = torch.cat([context, tokens[:, args.length:]], 1)
+    else:  # "blank": the token to copy replaced by one fixed token, the information the circuit moves removed
+        counterfactuals = prompts.clone()
+        counterfactuals[rows[:, 0], start[:, 0] + args.shown] = 0
+    return prompts, answers, counterfactuals
 
 
 def accuracy(model, prompts, answers) -> float:
@@ -190,7 +198,7 @@ for position in ("mean", "last"):
     }
 
 report = {
-    "task": {"vocab": args.vocab, "length": args.length, "shown": args.shown}, "lm_train_seconds": train_time,
+    "task": {"vocab": args.vocab, "length": args.length, "shown": args.shown, "counterfactual": args.counterfactual}, "lm_train_seconds": train_time,
     "accuracy": base_accuracy, "answer_logprob": base_logprob, "ablation": ablation, "ablation_seconds": ablation_time, "ground_truth": truth,
     "sae_circuits": results, "total_seconds": time.time() - start,
 }
