@@ -1,4 +1,5 @@
-"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | masktune | push | convert | bench | sae.
+"""``hf-mim`` command line: pretrain | demo | visualize | knn | probe | finetune | masktune | push | convert | bench | sae |
+circuits.
 
 Each command is a thin layer over the Python API of the same name; ``hf-mim <command> --help`` lists its flags.
 """
@@ -390,6 +391,40 @@ def cmd_bench(argv: list[str]) -> None:
     bench_main(argv)
 
 
+def cmd_circuits(argv: list[str]) -> None:
+    """Find the attention heads of a causal LM's circuit with a discrete-code SAE (SAE circuits)."""
+    parser = argparse.ArgumentParser(
+        prog="hf-mim circuits",
+        description="Per-head attention results of the prompts, a discrete-code SAE trained on them with Trainer, and "
+        "node/edge rankings of the heads written to OUTPUT_DIR/circuit.json (the SAE is saved there too).",
+    )
+    parser.add_argument("--model", required=True, help="causal LM (path or Hub id): GPT-2 or Llama-style")
+    parser.add_argument("--data", required=True, help="prompts file (.csv/.jsonl/.json) with columns positive,negative "
+                        "(one pair per row) or prompt,label")
+    parser.add_argument("--output_dir", default="outputs/circuits")
+    parser.add_argument("--ground_truth", default=None, help="comma-separated circuit heads (L0H1,L1H0) for ROC-AUC")
+    parser.add_argument("--sae", default=None, help="a trained DiscreteCodeSAE to use instead of training one")
+    parser.add_argument("--position", default="mean", choices=["mean", "last"], help="pool head results over tokens")
+    parser.add_argument("--num_latents", type=int, default=200)
+    parser.add_argument("--l1_coefficient", type=float, default=0.02)
+    parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--normalise", action="store_true", help="normalised unique-code counts (official option)")
+    parser.add_argument("--seed", type=int, default=0)
+    options = _parse(parser, argv)
+    from hf_mim.models.saecircuits.circuits import find_circuit
+
+    truth = [head.strip() for head in options.ground_truth.split(",") if head.strip()] if options.ground_truth else None
+    result = find_circuit(
+        options.model, options.data, options.output_dir, ground_truth=truth, sae_path=options.sae,
+        position=options.position, num_latents=options.num_latents, l1_coefficient=options.l1_coefficient,
+        epochs=options.epochs, learning_rate=options.learning_rate, normalise=options.normalise, seed=options.seed,
+    )
+    top = ", ".join(f"{node['head']} {node['score']:.3f}" for node in result["nodes"][:5])
+    auc = f"; ROC-AUC node {result['roc_auc']['node']:.3f} edge {result['roc_auc']['edge']:.3f}" if "roc_auc" in result else ""
+    print(f"top heads: {top}{auc}; wrote {Path(options.output_dir) / 'circuit.json'}")
+
+
 COMMANDS = {
     "pretrain": cmd_pretrain,
     "demo": cmd_demo,
@@ -402,6 +437,7 @@ COMMANDS = {
     "convert": cmd_convert,
     "bench": cmd_bench,
     "sae": cmd_sae,
+    "circuits": cmd_circuits,
 }
 
 
