@@ -187,3 +187,40 @@ def test_converter_maps_the_official_layout_both_ways():
     assert back.keys() == {k for k in state if not k.endswith("pos_embed")}
     assert all(torch.equal(back[k], state[k]) for k in back)
     model.load_state_dict(back, strict=False)  # position tables are rebuilt, not stored
+
+
+def test_audio_visual_folder_pairs_clips_with_their_sound_and_skips_silent_clips(tmp_path, caplog):
+    """A video with a same-stem .wav is a sample; a video without audio track or companion file is logged and
+    dropped by the collator; audio at another rate is a one-line error naming both rates."""
+    import numpy as np
+
+    from hf_mim.data import MIMCollator
+    from hf_mim.data.audio import SAMPLING_RATE, tone_pattern, write_wav
+    from hf_mim.data.audio_visual import load_audio_visual_dataset, prepare_audio_visual_dataset
+    from hf_mim.data.video import moving_object_clip, write_video
+    from hf_mim.processing import MIMAudioVisualProcessor
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        write_video(tmp_path / name / "clip.mp4", moving_object_clip(np.full((8, 8), 200, np.uint8), 8, 32, rng))
+    write_wav(tmp_path / "a" / "clip.wav", tone_pattern("rising", 0.4, SAMPLING_RATE, rng))
+    dataset = load_audio_visual_dataset(str(tmp_path))
+    assert [path.endswith(".wav") for path in dataset["audio"]] == [True, False]  # b's audio: its own (absent) track
+    processor = MIMAudioVisualProcessor.from_model_config(HiCMAEConfig(**TINY), frame_stride=1)
+    prepared = prepare_audio_visual_dataset(dataset, processor, train=False, with_labels=True)
+    batch = MIMCollator()([prepared[0], prepared[1]])
+    assert batch["pixel_values"].shape == (1, 4, 3, 32, 32) and batch["input_values"].shape == (1, 32, 16)
+    assert batch["labels"].tolist() == [0] and "unreadable audio skipped" in caplog.text
+    with pytest.raises(ValueError, match="audio sampled at 8000 Hz but the model's filter banks expect 16000 Hz"):
+        processor(videos=[np.zeros((4, 32, 32, 3), np.uint8)], audio=[np.zeros(4000, np.float32)], sampling_rate=8000)
+
+
+def test_card_describes_the_hierarchy_and_runs_the_audio_visual_usage():
+    import hf_mim
+    from hf_mim.hub.cards import build_model_card
+
+    spec = hf_mim.get_method("hicmae")
+    card = str(build_model_card(spec.make_config("tiny"), "me/hicmae-tiny"))
+    assert "encoder block `skip_connection_layers[-i]`\n([1, 2, 3])" in card and "temperature 0.07, weight\n0.0025" in card
+    assert "AutoProcessor.from_pretrained" in card and "processor(**clips" in card
