@@ -43,6 +43,16 @@ def images_gray32():
     return real_images(8, 32, 1)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is faster than two, and far faster on a loaded machine (OpenMP barriers); use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,

@@ -7,18 +7,11 @@ import torch
 from hf_mim.models.hicmae import TINY, HiCMAEConfig, HiCMAEForAudioVisualClassification, HiCMAEForPreTraining
 from hf_mim.models.hicmae.convert_hicmae import from_official, to_official
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: two threads only add contention on a shared 2-core machine (seconds become a minute)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: 2 threads on a loaded machine cost a minute
 
 
 @pytest.fixture(scope="module")
-def model(one_thread):
+def model():
     torch.manual_seed(0)
     return HiCMAEForPreTraining(HiCMAEConfig(**TINY, attn_implementation="eager")).eval()
 
@@ -166,6 +159,9 @@ def test_classifier_mixes_every_encoder_layer_and_the_fusion_tokens():
         features = torch.cat([video, audio_feature, encoded.last_hidden_state.mean(1), encoded.audio_last_hidden_state.mean(1)], -1)
         torch.testing.assert_close(out.logits, model.classifier(model.fc_norm(features)), rtol=0, atol=1e-5)
     assert out.logits.shape == (2, 5) and encoded.last_hidden_state.shape == (2, 32, 32)  # unmasked: every token
+    with torch.no_grad():  # the kNN / linear-probe features: mean fused video token + mean fused audio token
+        pooled = model.encoder.pooled_features(pixels, audio)
+    torch.testing.assert_close(pooled, features[:, 64:], rtol=0, atol=1e-6)
     assert out.loss is not None and torch.isfinite(out.loss)
 
 

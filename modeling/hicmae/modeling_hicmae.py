@@ -260,6 +260,14 @@ class HiCMAEModel(HiCMAEPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.video.patch_embed
 
+    def pooled_features(self, pixel_values=None, input_values=None, pooling: str = "mean") -> torch.Tensor:
+        """``[B, D + Da]`` clip features for kNN / linear probes: the mean fused video token and the mean fused
+        audio token, concatenated (every token encoded, no masking)."""
+        if pooling != "mean":
+            raise ValueError("HiCMAE has no cls token: use pooling='mean'")
+        encoded = self(pixel_values, input_values, return_dict=True)
+        return torch.cat([encoded.last_hidden_state.mean(1), encoded.audio_last_hidden_state.mean(1)], dim=-1)
+
     @staticmethod
     def _mask_info(mask, batch: int, length: int, name: str, device):
         if mask is None:
