@@ -111,6 +111,24 @@ MODALITIES = {
             "videos = [np.zeros((16, 224, 224, 3), dtype=np.uint8)]  # your clips: [frames, height, width, rgb]\n",
         ),
     ),
+    "audio-visual": Modality(
+        name="audio-visual",
+        load_dataset=_lazy("hf_mim.data.audio_visual:load_audio_visual_dataset"),
+        prepare_dataset=_lazy("hf_mim.data.audio_visual:prepare_audio_visual_dataset"),
+        build_transform=_lazy("hf_mim.data.audio_visual:build_audio_visual_transform"),
+        auto_processor="AutoProcessor",
+        auto_classification="AutoModelForVideoClassification",
+        processor_file="processor_config.json",
+        feature_pipeline="video-classification",
+        classification_pipeline="video-classification",
+        tags=("masked-audio-visual-modeling", "video", "audio"),
+        reconstruction_images=False,
+        usage_example=(
+            "import numpy as np\n", "**clips",
+            "clips = dict(videos=[np.zeros((16, 160, 160, 3), dtype=np.uint8)], audio=[np.zeros(41000, dtype=np.float32)])"
+            "  # your clips: [frames, height, width, rgb] and 16 kHz sound\n",
+        ),
+    ),
     "graph": Modality(
         name="graph",
         load_dataset=_lazy("hf_mim.data.graphs:load_graph_dataset"),

@@ -44,14 +44,24 @@ def images_gray32():
     return real_images(8, 32, 1)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is faster than two, and far faster on a loaded machine (OpenMP barriers); use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pixels_for(spec, config, images: torch.Tensor):
     """``images`` [B, C, H, W] in the layout ``spec``'s models take: video methods get clips [B, T, C, H, W] of
     ``config.num_frames`` frames (each image drifting by a pixel per frame); graph methods get, instead of images,
     a batch of ``len(images)`` generated graphs (grid methods: radiance grids; tabular methods: standardised rows
     of scikit-learn's digits, the first ``config.feature_size`` features; point-cloud methods ``{"points": ...}``
     of as many generated shapes; text methods ``input_ids`` / ``attention_mask`` of random tokens; activation
-    methods seeded activation / gradient vectors) as a dict of inputs (``model_inputs`` passes either to a model),
-    so generic tests run on every modality."""
+    methods seeded activation / gradient vectors; audio-visual methods clips and filter banks of tone patterns) as
+    a dict of inputs (``model_inputs`` passes either to a model), so generic tests run on every modality."""
     if spec.modality == "graph":
         return demo_graph_batch(len(images), config.feature_size)
     if spec.modality == "grid":
@@ -64,9 +74,25 @@ def pixels_for(spec, config, images: torch.Tensor):
         return {"points": demo_point_batch(len(images), config.num_points)}
     if spec.modality == "text":
         return demo_token_batch(len(images), config.vocab_size)
-    if spec.modality != "video":
+    if spec.modality not in ("video", "audio-visual"):
         return images
-    return torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
+    clips = torch.stack([images.roll(t, dims=-1) for t in range(config.num_frames)], dim=1)
+    if spec.modality == "video":
+        return clips
+    return {"pixel_values": clips, "input_values": demo_filter_banks(len(images), config.audio_length, config.num_mel_bins)}
+
+
+def demo_filter_banks(count: int, frames: int, mel_bins: int) -> torch.Tensor:
+    """``[count, frames, mel_bins]`` filter banks of generated tone patterns (one class after another)."""
+    import numpy as np
+
+    from hf_mim.data.audio import SAMPLING_RATE, TONE_CLASSES, audio_feature_extractor, tone_pattern
+
+    rng = np.random.default_rng(0)
+    kinds = list(TONE_CLASSES)
+    waves = [tone_pattern(kinds[i % len(kinds)], frames / 100, SAMPLING_RATE, rng) for i in range(count)]
+    extractor = audio_feature_extractor(num_mel_bins=mel_bins, max_length=frames)
+    return extractor(waves, sampling_rate=SAMPLING_RATE, return_tensors="pt")["input_values"]
 
 
 def processor_for(spec, config):

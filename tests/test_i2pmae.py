@@ -25,13 +25,7 @@ def tiny(**overrides):
     return SPEC.pretraining_class(SPEC.make_config("tiny", drop_path_rate=0.0, **overrides))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster than two, and far faster on a loaded machine (OpenMP barriers)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

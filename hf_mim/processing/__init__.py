@@ -1,6 +1,7 @@
 """Image processing and data collators."""
 
 from hf_mim.processing.activation_processing_mim import ActivationFeatureExtractor
+from hf_mim.processing.audio_visual_processing_mim import MIMAudioVisualProcessor
 from hf_mim.processing.graph_processing_mim import GraphFeatureExtractor
 from hf_mim.processing.grid_processing_mim import NeRFMAEFeatureExtractor
 from hf_mim.processing.image_processing_mim import MIMImageProcessor
@@ -9,7 +10,8 @@ from hf_mim.processing.tabular_processing_mim import TabularFeatureExtractor
 from hf_mim.processing.video_processing_mim import MIMVideoProcessor
 
 __all__ = [
-    "ActivationFeatureExtractor", "GraphFeatureExtractor", "MIMImageProcessor", "MIMVideoProcessor", "NeRFMAEFeatureExtractor", "PointCloudFeatureExtractor",
+    "ActivationFeatureExtractor", "GraphFeatureExtractor", "MIMAudioVisualProcessor", "MIMImageProcessor", "MIMVideoProcessor",
+    "NeRFMAEFeatureExtractor", "PointCloudFeatureExtractor",
     "TabularFeatureExtractor", "processor_for_config",
 ]
 
