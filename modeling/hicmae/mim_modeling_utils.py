@@ -333,12 +333,19 @@ class MIMViTModel(MIMPreTrainedModel):
             if not config.use_cls_token:
                 raise ValueError("the shared relative position bias expects a cls token (use_cls_token=True)")
             self.rel_pos_bias = RelativePositionBias(self.patch_embed.grid_size, config.num_attention_heads)
+        self.blocks = self.build_blocks(config)
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.post_init()
+
+    @staticmethod
+    def build_blocks(config) -> nn.ModuleList:
+        """The encoder blocks (CRATE-MAE builds its white-box blocks here)."""
         rates = drop_path_rates(config.drop_path_rate, config.num_hidden_layers)
-        self.blocks = nn.ModuleList(
+        return nn.ModuleList(
             [
                 TransformerBlock(
                     config,
-                    dim,
+                    config.hidden_size,
                     config.num_attention_heads,
                     config.intermediate_size,
                     qkv_bias=config.qkv_bias,
@@ -352,8 +359,6 @@ class MIMViTModel(MIMPreTrainedModel):
                 for i in range(config.num_hidden_layers)
             ]
         )
-        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
-        self.post_init()
 
     @staticmethod
     def build_patch_embed(config) -> nn.Module:
