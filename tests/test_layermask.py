@@ -1,9 +1,12 @@
 """Layer masking (Balasubramanian & Feizi 2023): the mask travels through every layer of a ResNet."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForImageClassification, ResNetForImageClassification
+from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 from hf_mim.models.layermask import (
     LayerMaskConfig,
@@ -123,6 +126,14 @@ def test_save_load_auto_class_and_meta_device(tmp_path):
     pixels, keep = inputs()
     with torch.no_grad():
         assert torch.equal(loaded(pixels, pixel_mask=keep).logits, model(pixels, pixel_mask=keep).logits)
+    # the saved self-contained bundle (in-process: locally registered classes would win over auto_map)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert "\nfrom hf_mim" not in (tmp_path / "modeling_layermask.py").read_text()  # only lazy, guarded imports
+    remote_class = get_class_from_dynamic_module(auto_map["AutoModelForImageClassification"], str(tmp_path))
+    assert not remote_class.__module__.startswith("hf_mim")
+    remote = remote_class.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.equal(remote(pixels, pixel_mask=keep).logits, model(pixels, pixel_mask=keep).logits)
     with torch.device("meta"):
         meta = LayerMaskedResNetForImageClassification(LayerMaskConfig(**TINY))
     assert meta.classifier[1].weight.is_meta

@@ -170,7 +170,23 @@ def layer_masked_forward(model: nn.Module, pixel_values, pixel_mask, fill_iterat
     return model.fc(torch.flatten(pooled, 1))
 
 
-class LayerMaskedResNetModel(ResNetModel):
+class _SavesRemoteCode:
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as transformers does, plus the self-contained code and ``auto_map`` (``trust_remote_code=True``)."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            try:
+                from hf_mim.hub.remote_code import attach_class_code
+            except ImportError:  # running from the bundle itself: transformers copies the code
+                return
+            attach_class_code(save_directory, {
+                "AutoConfig": LayerMaskConfig,
+                "AutoModel": LayerMaskedResNetModel,
+                "AutoModelForImageClassification": LayerMaskedResNetForImageClassification,
+            })
+
+
+class LayerMaskedResNetModel(_SavesRemoteCode, ResNetModel):
     """transformers ``ResNetModel`` whose ``forward`` takes a ``pixel_mask`` (1 = keep) and layer-masks it."""
 
     config_class = LayerMaskConfig
@@ -183,7 +199,7 @@ class LayerMaskedResNetModel(ResNetModel):
         return output if return_dict is not False else output.to_tuple()
 
 
-class LayerMaskedResNetForImageClassification(ResNetForImageClassification):
+class LayerMaskedResNetForImageClassification(_SavesRemoteCode, ResNetForImageClassification):
     """transformers ``ResNetForImageClassification`` (same weights and keys) with a layer-masked ``pixel_mask``."""
 
     config_class = LayerMaskConfig
