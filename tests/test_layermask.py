@@ -144,3 +144,22 @@ def test_random_block_mask_removes_the_asked_fraction_of_blocks():
     cells = keep[:, ::8, ::8]
     assert torch.equal(cells.flatten(1).sum(1), torch.full((3,), 12.0))
     assert torch.equal(keep, cells.repeat_interleave(8, 1).repeat_interleave(8, 2))
+
+
+def test_trainer_fine_tunes_on_layer_masked_images(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    model = tiny()
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randn(32, 3, 32, 32, generator=generator)
+    labels = torch.arange(32) % 3
+    pixels += labels.view(-1, 1, 1, 1) * torch.tensor([1.0, -1.0, 0.0]).view(1, 3, 1, 1)  # learnable colour cue
+    keep = random_block_mask(32, 32, 8, 0.5, generator)
+    rows = [{"pixel_values": p, "pixel_mask": k, "labels": y} for p, k, y in zip(pixels, keep, labels)]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=8,
+                             learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no", seed=0,
+                             use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=rows)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
