@@ -43,7 +43,8 @@ def test_all_ones_mask_is_the_plain_model_exactly(layer_type):
     with torch.no_grad():
         plain = model(pixels).logits
         masked = model(pixels, pixel_mask=torch.ones(2, 32, 32)).logits
-    assert torch.equal(plain, masked)
+        as_tuple = model(pixels, pixel_mask=torch.ones(2, 32, 32), return_dict=False)[0]
+    assert torch.equal(plain, masked) and torch.equal(plain, as_tuple)
 
 
 @pytest.mark.parametrize("layer_type", ["bottleneck", "basic"])

@@ -196,7 +196,7 @@ class LayerMaskedResNetModel(_SavesRemoteCode, ResNetModel):
             return super().forward(pixel_values, output_hidden_states, return_dict, **kwargs)
         last, _, pooled = layer_masked_features(self, pixel_values, pixel_mask, self.config.fill_iterations)
         output = BaseModelOutputWithPoolingAndNoAttention(last_hidden_state=last, pooler_output=pooled)
-        return output if return_dict is not False else output.to_tuple()
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 class LayerMaskedResNetForImageClassification(_SavesRemoteCode, ResNetForImageClassification):
@@ -211,7 +211,7 @@ class LayerMaskedResNetForImageClassification(_SavesRemoteCode, ResNetForImageCl
         logits = layer_masked_forward(self, pixel_values, pixel_mask, self.config.fill_iterations)
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         output = ImageClassifierOutputWithNoAttention(loss=loss, logits=logits)
-        return output if return_dict is not False else output.to_tuple()
+        return output if (self.config.return_dict if return_dict is None else return_dict) else output.to_tuple()
 
 
 def random_block_mask(batch: int, size: int, block_size: int, fraction: float, generator=None) -> torch.Tensor:
