@@ -182,6 +182,14 @@ def attach_remote_code(model, directory) -> None:
     _add_auto_map(Path(directory) / "config.json", method_auto_map(spec))
 
 
+def attach_class_code(directory, auto_classes: dict[str, type]) -> None:
+    """Bundle and ``auto_map`` for models outside the method registry (layer masking's ResNet wrappers):
+    ``auto_classes`` maps Auto class names to the classes they should load."""
+    write_bundle(bundle_files(list(dict.fromkeys(cls.__module__ for cls in auto_classes.values()))), directory)
+    auto_map = {name: f"{bundle_filename(cls.__module__)[:-3]}.{cls.__name__}" for name, cls in auto_classes.items()}
+    _add_auto_map(Path(directory) / "config.json", auto_map)
+
+
 def attach_processor_code(
     processor, directory, auto_class: str = "AutoImageProcessor", filename: str = "preprocessor_config.json"
 ) -> None:
