@@ -17,9 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig
 from transformers import initialization as init
-from transformers.models.bert.modeling_bert import BertAttention, BertIntermediate, BertOutput
+from transformers.models.bert.modeling_bert import (
+    BertAttention,
+    BertIntermediate,
+    BertOutput,
+    BertPredictionHeadTransform,
+)
 from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings, CLIPVisionModel
-from transformers.models.roberta.modeling_roberta import RobertaLMHead, RobertaModel
+from transformers.models.roberta.modeling_roberta import RobertaModel
 from transformers.utils import ModelOutput
 
 from hf_mim.layers.decoder import MAEDecoder
@@ -108,6 +113,20 @@ class M3AEPooler(nn.Module):
         return torch.tanh(self.dense(hidden_states[:, 0]))
 
 
+class M3AEMLMHead(nn.Module):
+    """Official ``MLMHead``: dense + activation + LayerNorm, then a bias-free projection to the vocabulary plus one
+    bias vector."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states)) + self.bias
+
+
 class M3AEPreTrainedModel(MIMPreTrainedModel):
     config_class = M3AEConfig
     base_model_prefix = "m3ae"
@@ -130,7 +149,7 @@ class M3AEPreTrainedModel(MIMPreTrainedModel):
             init.normal_(module.class_embedding, std=std)
             init.normal_(module.patch_embedding.weight, std=std)
             init.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
-        elif isinstance(module, RobertaLMHead):
+        elif isinstance(module, M3AEMLMHead):
             init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm) or isinstance(module, MAEDecoder):
             super()._init_weights(module)
@@ -252,7 +271,7 @@ class M3AEForPreTraining(PixelTargetMixin, M3AEPreTrainedModel):
         super().__init__(config)
         self.m3ae = M3AEModel(config)
         head_config = fusion_bert_config(config)
-        self.mlm_head = RobertaLMHead(head_config)
+        self.mlm_head = M3AEMLMHead(head_config)
         grid = config.image_size // config.patch_size
         # official MIMHead: CLIP blocks (QuickGELU, LayerNorm eps 1e-5, 4x MLP), sin-cos positions with a cls slot
         self.decoder = MAEDecoder(
