@@ -137,3 +137,25 @@ def test_builds_on_meta_and_trains():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_collator_masks_bpe_words_together_and_refuses_long_captions_and_missing_modalities():
+    from hf_mim.data.text import train_tokenizer
+    from hf_mim.models.m3ae import M3AECollator
+
+    tokenizer = train_tokenizer(["a photo of a cat", "an image showing a horse", "a blurry automobile"], vocab_size=300)
+    collator = M3AECollator(tokenizer, max_length=8, mlm_probability=0.5, generator=torch.Generator().manual_seed(0))
+    samples = [{"pixel_values": torch.zeros(3, 32, 32), "caption": "a blurry automobile"}] * 64
+    batch = collator(samples)
+    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    word = [i for i, token in enumerate(tokens) if token in ("Ġauto", "mobile")]
+    assert len(word) == 2  # a word of two BPE tokens ...
+    chosen = batch["mlm_labels"][:, word] != -100
+    assert torch.equal(chosen[:, 0], chosen[:, 1]) and chosen.any() and not chosen.all()  # ... masked together
+    assert batch["pixel_values"].shape == (64, 3, 32, 32)
+    with pytest.raises(ValueError, match="longer than the text model allows"):
+        collator([{"pixel_values": torch.zeros(3, 32, 32), "caption": "a photo of a cat " * 4}])
+    assert M3AECollator(tokenizer, 8, truncation=True)([{"pixel_values": torch.zeros(3, 32, 32),
+                                                           "caption": "a photo of a cat " * 4}])["input_ids"].shape[1] == 8
+    with pytest.raises(ValueError, match="no 'caption'"):
+        collator([{"pixel_values": torch.zeros(3, 32, 32)}])

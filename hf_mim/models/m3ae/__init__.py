@@ -1,7 +1,8 @@
+from hf_mim.models.m3ae.collator_m3ae import M3AECollator
 from hf_mim.models.m3ae.configuration_m3ae import M3AEConfig
 from hf_mim.models.m3ae.modeling_m3ae import M3AEForPreTraining, M3AEModel, whole_word_mask
 
-__all__ = ["M3AEConfig", "M3AEForPreTraining", "M3AEModel", "whole_word_mask"]
+__all__ = ["M3AECollator", "M3AEConfig", "M3AEForPreTraining", "M3AEModel", "whole_word_mask"]
 
 # tiny towers for tests: CLIP 32px / patch 8, RoBERTa 2 layers, 2 fusion layers (pixels from the stream entering
 # the second), a 1-block decoder
