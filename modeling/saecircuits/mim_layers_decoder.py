@@ -29,6 +29,7 @@ class MAEDecoder(nn.Module):
         pos_embed_layout: str = "mae",
         layer_norm_eps: float = 1e-6,
         qkv_bias: bool | str = True,
+        hidden_act: str = "gelu",
     ):
         super().__init__()
         self.grid_size = tuple(grid_size)
@@ -41,7 +42,8 @@ class MAEDecoder(nn.Module):
         self.blocks = nn.ModuleList(
             [
                 TransformerBlock(
-                    config, dim, num_heads, intermediate_size, qkv_bias=qkv_bias, layer_norm_eps=layer_norm_eps
+                    config, dim, num_heads, intermediate_size, qkv_bias=qkv_bias, layer_norm_eps=layer_norm_eps,
+                    hidden_act=hidden_act,
                 )
                 for _ in range(depth)
             ]
