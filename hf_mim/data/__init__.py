@@ -100,6 +100,36 @@ def file_folder_split(folder: Path, split: str, suffixes: tuple, column: str, ki
     return Dataset.from_dict(columns, features=Features(features))
 
 
+def require_av(kind: str, extra: str):
+    """PyAV, or an ImportError saying which extra installs it."""
+    try:
+        import av
+    except ImportError as error:
+        raise ImportError(f'{kind} decoding needs PyAV: pip install "hf_mim[{extra}]" (or pip install av)') from error
+    return av
+
+
+def decode_media(value, kind: str, decode, formats: str, extra: str):
+    """``decode(av, container, name)`` on a media file given as a path, raw bytes or a ``{"bytes", "path"}`` dict,
+    opened with PyAV (``pip install "hf_mim[<extra>]"``); a file that cannot be opened or decoded is a
+    :class:`DataError` naming it. Shared by the video and audio readers."""
+    av = require_av(kind, extra)
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path")
+    name = value if isinstance(value, str) else f"<{kind} bytes>"
+    if isinstance(value, (bytes, bytearray)):
+        value = io.BytesIO(value)
+    elif not isinstance(value, str):
+        raise DataError(f"cannot read {kind} from {type(value).__name__}; give a path or the file's bytes")
+    try:
+        with av.open(value) as container:
+            return decode(av, container, name)
+    except DataError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise DataError(f"cannot decode {kind} {name}: {error}. Is it {formats} file?") from error
+
+
 def cached_demo_dir(name: str, build) -> Path:
     """``$HF_MIM_CACHE/name`` (default ``~/.cache/hf_mim``), built once by ``build(folder)`` in a staging folder
     that is renamed when complete, so an interrupted build is never used and parallel builds do not collide."""

@@ -13,7 +13,6 @@ Features are the Kaldi-compatible log-mel filter banks of transformers' :class:`
 (see :func:`audio_feature_extractor`), which is also what ``AutoFeatureExtractor`` loads back from a checkpoint.
 """
 
-import io
 import logging
 import os
 import wave
@@ -23,7 +22,16 @@ import numpy as np
 import torch
 from datasets import IterableDataset
 
-from hf_mim.data import LABEL_COLUMN_CANDIDATES, DataError, cached_demo_dir, file_folder_split, find_column, load_split
+from hf_mim.data import (
+    LABEL_COLUMN_CANDIDATES,
+    DataError,
+    cached_demo_dir,
+    decode_media,
+    file_folder_split,
+    find_column,
+    load_split,
+    require_av,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +43,6 @@ NUM_MEL_BINS = 128
 MAX_FRAMES = 256
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974
 
-
-def _av():
-    try:
-        import av
-    except ImportError as error:
-        raise ImportError('audio decoding needs PyAV: pip install "hf_mim[audio]" (or pip install av)') from error
-    return av
 
 
 def _resample(av, frames, sampling_rate: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def read_audio(value, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """Mono float32 waveform in [-1, 1] at ``sampling_rate`` from a path, raw bytes, a ``{"bytes", "path"}`` dict
     or a decoded ``{"array", "sampling_rate"}`` row (channels are averaged, other rates resampled). Raises
     :class:`DataError` naming the file when it cannot be decoded or has no audio stream."""
-    av = _av()
+    av = require_av("audio", "audio")
     if isinstance(value, dict) and value.get("array") is not None:
         array = np.asarray(value["array"], dtype=np.float32)
         if array.ndim == 2:  # [channels, samples]
@@ -69,25 +70,16 @@ def read_audio(value, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array[None]), format="flt", layout="mono")
         frame.sample_rate = rate
         return _resample(av, [frame], sampling_rate)
-    if isinstance(value, dict):
-        value = value.get("bytes") or value.get("path")
-    name = value if isinstance(value, str) else "<audio bytes>"
-    if isinstance(value, (bytes, bytearray)):
-        value = io.BytesIO(value)
-    elif not isinstance(value, str):
-        raise DataError(f"cannot read audio from {type(value).__name__}; give a path, the file's bytes or an array")
-    try:
-        with av.open(value) as container:
-            if not container.streams.audio:
-                raise DataError(f"{name} has no audio stream (a video without a sound track?)")
-            samples = _resample(av, container.decode(audio=0), sampling_rate)
-    except DataError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"cannot decode audio {name}: {error}. Is it a wav/flac/mp3/ogg file?") from error
-    if samples.size == 0:
-        raise DataError(f"cannot decode audio {name}: it has no samples")
-    return samples
+
+    def samples_of(av, container, name):
+        if not container.streams.audio:
+            raise DataError(f"{name} has no audio stream (a video without a sound track?)")
+        samples = _resample(av, container.decode(audio=0), sampling_rate)
+        if samples.size == 0:
+            raise DataError(f"cannot decode audio {name}: it has no samples")
+        return samples
+
+    return decode_media(value, "audio", samples_of, "a wav/flac/mp3/ogg", "audio")
 
 
 def audio_feature_extractor(sampling_rate: int = SAMPLING_RATE, num_mel_bins: int = NUM_MEL_BINS,

@@ -9,7 +9,6 @@ cannot be decoded become skipped samples (counted by :class:`~hf_mim.data.MIMCol
 a clip shorter than the requested span is an error that says how to fix it.
 """
 
-import io
 import logging
 import os
 from pathlib import Path
@@ -24,10 +23,12 @@ from hf_mim.data import (
     LABEL_COLUMN_CANDIDATES,
     DataError,
     cached_demo_dir,
+    decode_media,
     file_folder_split,
     find_column,
     load_split,
     open_image,
+    require_av,
     views_as_columns,
 )
 
@@ -43,37 +44,20 @@ class ClipTooShortError(DataError):
     """A video has fewer frames than the requested clip spans."""
 
 
-def _av():
-    try:
-        import av
-    except ImportError as error:
-        raise ImportError('video decoding needs PyAV: pip install "hf_mim[video]" (or pip install av)') from error
-    return av
-
 
 def read_video(value) -> np.ndarray:
     """Decode every frame of a video given as a path, raw bytes or a ``{"bytes", "path"}`` dict to a uint8 array
     ``[N, H, W, 3]``. Raises :class:`DataError` naming the file when it cannot be decoded."""
-    av = _av()
-    if isinstance(value, dict):
-        value = value.get("bytes") or value.get("path")
-    name = value if isinstance(value, str) else "<video bytes>"
-    if isinstance(value, (bytes, bytearray)):
-        value = io.BytesIO(value)
-    elif not isinstance(value, str):
-        raise DataError(f"cannot read a video from {type(value).__name__}; give a path or the file's bytes")
-    try:
-        with av.open(value) as container:
-            if not container.streams.video:
-                raise DataError(f"{name} has no video stream")
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    except DataError:
-        raise
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as error:
-        raise DataError(f"cannot decode video {name}: {error}. Is it an mp4/webm/avi video file?") from error
-    if not frames:
-        raise DataError(f"cannot decode video {name}: it has no frames")
-    return np.stack(frames)
+
+    def frames_of(av, container, name):
+        if not container.streams.video:
+            raise DataError(f"{name} has no video stream")
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        if not frames:
+            raise DataError(f"cannot decode video {name}: it has no frames")
+        return np.stack(frames)
+
+    return decode_media(value, "video", frames_of, "an mp4/webm/avi video", "video")
 
 
 def clip_indices(num_available: int, num_frames: int, frame_stride: int = 1, train: bool = True, generator=None, name: str = "video") -> list[int]:
@@ -205,7 +189,7 @@ def load_video_dataset(source: str | None = None, split: str = "train", streamin
 # ---------------------------------------------------------------------------------------------------- demo set
 def write_video(path, frames: np.ndarray, fps: int = 8) -> None:
     """uint8 ``[T, H, W, 3]`` -> an MPEG-4 (.mp4 / .avi) or VP8 (.webm) file (sides must be even)."""
-    av = _av()
+    av = require_av("video", "video")
     codec = "libvpx" if str(path).endswith(".webm") else "mpeg4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
