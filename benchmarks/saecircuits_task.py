@@ -69,7 +69,7 @@ for option, value in TASKS[args.task].items():
     if getattr(args, option) is None:
         setattr(args, option, value)
 torch.set_num_threads(1)
-start = time.time()
+began = time.time()
 LAYERS, HEADS, WIDTH = 2, args.heads, 64
 
 
@@ -143,7 +143,7 @@ else:
     if args.lm_cache:
         model.save_pretrained(args.lm_cache)
 model.eval()
-train_time = time.time() - start
+train_time = time.time() - began
 base_accuracy = accuracy(model, eval_prompts, eval_answers)
 
 # ---- ground truth by ablation -------------------------------------------------------------------------------
@@ -230,9 +230,9 @@ for position in ("mean", "last"):
 report = {
     "task": {"name": args.task, "min_length": args.min_length, "vocab": args.vocab, "length": args.length, "shown": args.shown, "counterfactual": args.counterfactual}, "lm_train_seconds": train_time,
     "accuracy": base_accuracy, "answer_logprob": base_logprob, "ablation": ablation, "pair_ablation_drops": pairs, "ablation_seconds": ablation_time, "ground_truth": truth,
-    "sae_circuits": results, "total_seconds": time.time() - start,
+    "sae_circuits": results, "total_seconds": time.time() - began,
 }
-print(json.dumps(report, indent=1, default=lambda value: value.tolist())[:3000])
+print(json.dumps(report, indent=1, default=float)[:3000])
 if args.output:
     with open(args.output, "w") as handle:
-        json.dump(report, handle, indent=2, default=lambda value: value.tolist())
+        json.dump(report, handle, indent=2, default=float)
