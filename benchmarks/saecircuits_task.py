@@ -199,6 +199,9 @@ for name in names:
 for pair, loss in pairs.items():
     print(f"ablate {pair}: log-prob drop {loss:.3f}")
 print(f"accuracy {base_accuracy:.3f}, answer log-prob {base_logprob:.3f}; ablation circuit {truth} ({ablation_time:.2f}s)")
+if not 0 < len(truth) < len(names):
+    raise SystemExit(f"the ablation circuit {truth} has no heads on one side, so there is nothing to rank against; "
+                     "train the LM longer (--steps) or change --threshold")
 
 # ---- SAE circuits ---------------------------------------------------------------------------------------------
 positives, _, negatives = draw_prompts(args.circuit_pairs, torch.Generator().manual_seed(3))
