@@ -6,6 +6,8 @@ Each method's config subclasses :class:`MIMViTConfig`, sets its own ``model_type
 (decoder size, mask ratio, loss switches...). Defaults here are ViT-B/16 as used by MAE.
 """
 
+import math
+
 from transformers import PreTrainedConfig
 
 POSITION_EMBEDDING_TYPES = ("sincos", "learned", "none")
@@ -103,5 +105,14 @@ class MIMViTConfig(PreTrainedConfig):
 
     @property
     def num_patches(self) -> int:
-        rows, cols = self.grid_size
-        return rows * cols
+        return math.prod(self.grid_size)
+
+
+class TubeletGridMixin:
+    """Video configs (before ``MIMViTConfig`` in the bases): the grid is ``(T', H', W')`` tubelets along time, rows
+    and columns, so ``num_patches`` counts tubelets."""
+
+    @property
+    def grid_size(self) -> tuple[int, int, int]:
+        height, width = self.image_hw
+        return self.num_frames // self.tubelet_size, height // self.patch_size, width // self.patch_size

@@ -3,10 +3,10 @@
 """HiCMAE configuration (Sun et al., Information Fusion 2024, "HiCMAE: Hierarchical Contrastive Masked Autoencoder
 for Self-Supervised Audio-Visual Emotion Recognition")."""
 
-from .mim_configuration_utils import MIMViTConfig, check_positive
+from .mim_configuration_utils import MIMViTConfig, TubeletGridMixin, check_positive
 
 
-class HiCMAEConfig(MIMViTConfig):
+class HiCMAEConfig(TubeletGridMixin, MIMViTConfig):
     r"""
     Two towers and a fusion encoder, one flat config with prefixed fields: the video encoder uses the
     [`MIMViTConfig`] fields (``image_size``, ``patch_size``, ``hidden_size``, ...) over ``tubelet_size x patch x
@@ -110,17 +110,6 @@ class HiCMAEConfig(MIMViTConfig):
         if self.use_cls_token:
             raise ValueError("HiCMAE has no cls token (use_cls_token=False)")
         super().__post_init__(**kwargs)
-
-    @property
-    def grid_size(self) -> tuple[int, int, int]:
-        """Video ``(T', H', W')`` tubelet grid."""
-        height, width = self.image_hw
-        return self.num_frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        frames, rows, cols = self.grid_size
-        return frames * rows * cols
 
     @property
     def audio_grid_size(self) -> tuple[int, int]:

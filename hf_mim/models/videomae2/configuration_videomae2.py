@@ -1,10 +1,10 @@
 """VideoMAE V2 configuration (Wang et al., CVPR 2023, "VideoMAE V2: Scaling Video Masked Autoencoders with Dual
 Masking")."""
 
-from hf_mim.configuration_utils import MIMViTConfig
+from hf_mim.configuration_utils import MIMViTConfig, TubeletGridMixin
 
 
-class Videomae2Config(MIMViTConfig):
+class Videomae2Config(TubeletGridMixin, MIMViTConfig):
     r"""
     Joint space-time ViT over ``tubelet_size x patch_size x patch_size`` tubelets (see [`MIMViTConfig`] for the
     encoder fields) plus the VideoMAE decoder and the two masks. Defaults are the official ViT-B pre-training
@@ -59,14 +59,3 @@ class Videomae2Config(MIMViTConfig):
                 f"running-cell decoder masking tiles 2x2 cells, but the patch grid is {self.grid_size[1]}x"
                 f"{self.grid_size[2]}; choose image_size / patch_size giving even sides, or decoder_mask_ratio=0"
             )
-
-    @property
-    def grid_size(self) -> tuple[int, int, int]:
-        """``(T', H', W')``: tubelets along time, rows, columns."""
-        height, width = self.image_hw
-        return self.num_frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
-
-    @property
-    def num_patches(self) -> int:
-        frames, rows, cols = self.grid_size
-        return frames * rows * cols
